@@ -1,0 +1,9 @@
+//! Spool: sandboxed background jobs on PostgreSQL.
+//!
+//! A tenant's job handler is a WebAssembly component; every attempt runs in a fresh wasmtime
+//! sandbox ([`runtime`]) with the host capabilities of [`capabilities`]. See DESIGN.md for the
+//! architecture and the contracts between the modules.
+
+pub mod capabilities;
+pub mod model;
+pub mod runtime;

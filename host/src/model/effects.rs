@@ -1,0 +1,91 @@
+//! The effects an attempt asks for: store writes, follow-up jobs and log lines. The runtime
+//! only collects them; whoever commits the attempt applies them, atomically, or not at all.
+
+use serde::Serialize;
+
+/// One buffered write to the tenant's idempotency store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreWrite {
+    /// The key written.
+    pub key: String,
+    /// The new value, or `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    /// What the attempt saw under `key` before writing, when it read it: the commit must find
+    /// the same, or the attempt is retried (optimistic concurrency). `None` for a blind write.
+    pub expected: Option<Expected>,
+}
+
+/// The committed state of a key as an attempt observed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expected {
+    /// The key did not exist.
+    Absent,
+    /// The key existed at this version.
+    Version(i64),
+}
+
+/// A follow-up job to enqueue when the attempt commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnqueuedJob {
+    /// The id the job gets (assigned when the guest asked, so the guest could log it).
+    pub id: String,
+    /// The handler to run.
+    pub handler: String,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// The queue.
+    pub queue: String,
+    /// The idempotency key (derived from the parent's when the guest gave none).
+    pub idempotency_key: String,
+    /// Priority: lower runs first.
+    pub priority: i16,
+    /// Delay before the job becomes available, in milliseconds.
+    pub delay_ms: u64,
+    /// Attempts before dead-lettering, when the guest chose.
+    pub max_attempts: Option<u32>,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSource {
+    /// A call to the `log` interface.
+    Log,
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+}
+
+/// How severe a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Very fine-grained detail.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected the handler coped with.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// Milliseconds since the attempt started.
+    pub at_ms: u64,
+    /// Where the line came from.
+    pub source: LogSource,
+    /// Its level (`info` for stdout, `warn` for stderr).
+    pub level: LogLevel,
+    /// The message text.
+    pub message: String,
+    /// Structured fields, for `log` calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}

@@ -1,0 +1,93 @@
+//! Per-attempt resource limits: what one attempt of one job may use.
+
+use std::time::Duration;
+
+/// The bounds on everything a guest controls during one attempt.
+///
+/// A tenant has a set of these as its caps; a job may ask for less, never more
+/// ([`Limits::capped_by`]). The defaults are DESIGN.md's sandbox defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Fuel units the attempt may burn (roughly one per WebAssembly instruction).
+    /// Default [`Limits::DEFAULT_FUEL`] (10^9).
+    pub fuel: u64,
+    /// Wall-clock time the attempt may take, host calls included. Default 30 s.
+    pub timeout: Duration,
+    /// Linear memory the instance may grow to, in bytes. Default 64 MiB.
+    pub memory_bytes: u64,
+    /// Largest result the handler may return, in bytes. Default 1 MiB.
+    pub max_result_bytes: u64,
+    /// Log bytes kept per attempt (log calls plus stdout/stderr). Default 64 KiB; past it,
+    /// lines are dropped and counted.
+    pub max_log_bytes: u64,
+    /// Longest idempotency-store key, in bytes. Default 512.
+    pub max_store_key_bytes: u32,
+    /// Largest idempotency-store value, in bytes. Default 256 KiB.
+    pub max_store_value_bytes: u32,
+    /// Bytes (keys plus values) the attempt may write to the store in all. Default 4 MiB.
+    pub max_store_write_bytes: u64,
+    /// Follow-up jobs the attempt may enqueue. Default 100.
+    pub max_enqueued: u32,
+    /// Largest payload of a follow-up job, in bytes. Default 256 KiB.
+    pub max_payload_bytes: u32,
+}
+
+impl Limits {
+    /// Default fuel per attempt.
+    pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+    /// Default wall-clock timeout per attempt.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default linear-memory cap per attempt.
+    pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+
+    /// Returns these limits with every field lowered to at most `cap`'s.
+    pub fn capped_by(&self, cap: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.min(cap.fuel),
+            timeout: self.timeout.min(cap.timeout),
+            memory_bytes: self.memory_bytes.min(cap.memory_bytes),
+            max_result_bytes: self.max_result_bytes.min(cap.max_result_bytes),
+            max_log_bytes: self.max_log_bytes.min(cap.max_log_bytes),
+            max_store_key_bytes: self.max_store_key_bytes.min(cap.max_store_key_bytes),
+            max_store_value_bytes: self.max_store_value_bytes.min(cap.max_store_value_bytes),
+            max_store_write_bytes: self.max_store_write_bytes.min(cap.max_store_write_bytes),
+            max_enqueued: self.max_enqueued.min(cap.max_enqueued),
+            max_payload_bytes: self.max_payload_bytes.min(cap.max_payload_bytes),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: Self::DEFAULT_FUEL,
+            timeout: Self::DEFAULT_TIMEOUT,
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            max_result_bytes: 1 << 20,
+            max_log_bytes: 64 << 10,
+            max_store_key_bytes: 512,
+            max_store_value_bytes: 256 << 10,
+            max_store_write_bytes: 4 << 20,
+            max_enqueued: 100,
+            max_payload_bytes: 256 << 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_by_takes_the_lower_of_each_field() {
+        let asked = Limits {
+            fuel: 5,
+            timeout: Duration::from_secs(100),
+            ..Limits::default()
+        };
+        let capped = asked.capped_by(&Limits::default());
+        assert_eq!(capped.fuel, 5);
+        assert_eq!(capped.timeout, Limits::DEFAULT_TIMEOUT);
+        assert_eq!(capped.memory_bytes, Limits::DEFAULT_MEMORY_BYTES);
+    }
+}

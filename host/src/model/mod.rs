@@ -1,0 +1,63 @@
+//! Domain types shared by every layer: jobs, limits, outcomes and effects. No I/O here.
+
+mod effects;
+mod limits;
+mod outcome;
+mod retry;
+
+pub use effects::{EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite};
+pub use limits::Limits;
+pub use outcome::{ErrorKind, Outcome};
+pub use retry::RetryPolicy;
+
+/// One job as an attempt sees it: what the guest receives in `run`, plus whom it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobContext {
+    /// The job's id.
+    pub id: String,
+    /// The owning tenant.
+    pub tenant: String,
+    /// The handler name.
+    pub handler: String,
+    /// The queue.
+    pub queue: String,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// Attempts before the job is dead-lettered.
+    pub max_attempts: u32,
+    /// The idempotency key (the job id unless the enqueuer chose one).
+    pub idempotency_key: String,
+}
+
+/// The longest handler, queue or tenant name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Returns whether `name` is a valid handler, queue or tenant name: 1 to 64 ASCII letters,
+/// digits, `-`, `_` or `.`, starting with a letter or digit.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_NAME_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The queue a job goes to when none is named.
+pub const DEFAULT_QUEUE: &str = "default";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_short_and_plain() {
+        assert!(is_valid_name("send-receipt"));
+        assert!(is_valid_name("v2.orders_eu"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("-x"));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name("über"));
+        assert!(!is_valid_name(&"a".repeat(65)));
+    }
+}

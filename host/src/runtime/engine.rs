@@ -1,0 +1,162 @@
+//! The wasmtime engine and linker shared by every attempt.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::config::{OptLevel, RuntimeConfig};
+use crate::capabilities::{jobs::JobsState, log::LogState, store::StoreState};
+
+/// Most table elements a sandbox may have: large language runtimes (CPython) need tens of
+/// thousands of function-table slots.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Most core instances, tables and memories per component.
+const MAX_CORE_INSTANCES: u32 = 50;
+const MAX_TABLES: u32 = 10;
+const MAX_MEMORIES: u32 = 4;
+
+/// The data of every attempt's `Store`.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) log: LogState,
+    pub(crate) store: StoreState,
+    pub(crate) jobs: JobsState,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps what a sandbox may allocate, and remembers whether it hit the memory cap so that the
+/// resulting trap can say so.
+pub(crate) struct Limiter {
+    pub(crate) memory_bytes: u64,
+    pub(crate) memory_exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_bytes {
+            self.memory_exceeded = true;
+            wasmtime::bail!(
+                "memory limit exceeded: the sandbox asked for {desired} bytes, the limit is {}",
+                self.memory_bytes
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES as usize
+    }
+}
+
+/// Builds the engine for `config`: Cranelift, fuel, epoch interruption, a bounded stack and
+/// (by default) the pooling allocator.
+pub fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
+    let mut c = Config::new();
+    c.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        // Host calls run on the same fiber stack as the guest: leave them room above it.
+        .async_stack_size(config.max_wasm_stack + (1 << 20))
+        .cranelift_opt_level(match config.opt_level {
+            OptLevel::None => wasmtime::OptLevel::None,
+            OptLevel::Speed => wasmtime::OptLevel::Speed,
+            OptLevel::SpeedAndSize => wasmtime::OptLevel::SpeedAndSize,
+        });
+    if config.pooling {
+        let instances = config.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 4)
+            .total_memories(instances * 2)
+            .total_tables(instances * 2)
+            .total_stacks(instances)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .max_memory_size(config.max_limits.memory_bytes as usize)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(4 << 20);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&c)
+}
+
+/// Returns a linker with WASI 0.2 and Spool's own capabilities.
+pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker: Linker<HostState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::capabilities::store::add_to_linker(&mut linker, |s| &mut s.store)?;
+    crate::capabilities::jobs::add_to_linker(&mut linker, |s| &mut s.jobs)?;
+    crate::capabilities::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every `tick` on a thread of its own, until dropped.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    pub(crate) fn start(engine: &Engine, tick: Duration) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("spool-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,224 @@
+//! One attempt: a fresh `Store`, instantiate, call `run`, map what happened, drop it all.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::spool::job::types::{Failure, Job};
+use super::engine::{HostState, Limiter};
+use super::{Prepared, Runtime};
+use crate::capabilities::jobs::JobsState;
+use crate::capabilities::log::LogState;
+use crate::capabilities::store::{StoreBackend, StoreState};
+use crate::capabilities::wasi;
+use crate::model::{EnqueuedJob, ErrorKind, JobContext, Limits, LogLine, Outcome, StoreWrite};
+
+/// The longest failure message kept from a guest or a trap; the rest is cut.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// What one attempt did. Its effects are only collected: committing them is the caller's job.
+#[derive(Debug)]
+pub struct Attempt {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Fuel burned.
+    pub fuel_consumed: u64,
+    /// Wall-clock time from the start of instantiation to the end of the call.
+    pub duration: Duration,
+    /// The attempt's log: `log` calls and stdout/stderr lines, bounded.
+    pub logs: Vec<LogLine>,
+    /// Buffered store writes; empty unless the outcome is `Ok`.
+    pub store_writes: Vec<StoreWrite>,
+    /// Follow-up jobs; empty unless the outcome is `Ok`.
+    pub enqueued: Vec<EnqueuedJob>,
+}
+
+impl Runtime {
+    /// Runs one attempt of `job` with `handler` in a fresh sandbox, within `limits` (lowered to
+    /// the runtime's maximums), reading committed store state from `backend`.
+    ///
+    /// Never fails: every way an attempt can go wrong is an [`Outcome::Failed`] of some
+    /// [`ErrorKind`]. The sandbox is dropped before this returns, so a trapped instance is
+    /// never reused.
+    pub async fn invoke(
+        &self,
+        handler: &Prepared,
+        job: &JobContext,
+        limits: &Limits,
+        backend: Arc<dyn StoreBackend>,
+    ) -> Attempt {
+        let limits = limits.capped_by(&self.config.max_limits);
+        let started = Instant::now();
+        let log = LogState::new(limits.max_log_bytes);
+        let state = HostState {
+            wasi: wasi::context(job, &log),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_bytes: limits.memory_bytes,
+                memory_exceeded: false,
+            },
+            log: log.clone(),
+            store: StoreState::new(backend, &job.tenant, &job.idempotency_key, &limits),
+            jobs: JobsState::new(&job.idempotency_key, &limits),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .expect("fuel is enabled on the engine");
+        let deadline = started + limits.timeout;
+        // Every epoch tick the guest yields to the executor (so one spinning guest cannot hog
+        // a thread), and past the deadline it is interrupted. The timeout around the call
+        // below also stops a guest that is parked in a host call.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+
+        let record = Job {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            handler: job.handler.clone(),
+            queue: job.queue.clone(),
+            payload: job.payload.clone(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            idempotency_key: job.idempotency_key.clone(),
+        };
+        let called = tokio::time::timeout(limits.timeout, call(&mut store, handler, &record)).await;
+        let duration = started.elapsed();
+        let fuel_consumed = limits.fuel - store.get_fuel().unwrap_or(0);
+
+        let outcome = match called {
+            Err(_) => timed_out(&limits),
+            Ok(Ok(Ok(result))) if result.len() as u64 > limits.max_result_bytes => Outcome::failed(
+                ErrorKind::Trap,
+                format!(
+                    "result_too_large: the result is {} bytes, the limit is {}",
+                    result.len(),
+                    limits.max_result_bytes
+                ),
+            ),
+            Ok(Ok(Ok(result))) => Outcome::Ok(result),
+            Ok(Ok(Err(Failure::Retry(message)))) => {
+                Outcome::failed(ErrorKind::Error, truncate(message))
+            }
+            Ok(Ok(Err(Failure::Permanent(message)))) => {
+                Outcome::failed(ErrorKind::Permanent, truncate(message))
+            }
+            Ok(Err(error)) => classify(&error, store.data().limiter.memory_exceeded, &limits),
+        };
+
+        let state = store.into_data();
+        let (store_writes, enqueued) = match outcome {
+            Outcome::Ok(_) => (state.store.into_writes(), state.jobs.into_enqueued()),
+            Outcome::Failed { .. } => (Vec::new(), Vec::new()),
+        };
+        Attempt {
+            outcome,
+            fuel_consumed,
+            duration,
+            logs: log.take(),
+            store_writes,
+            enqueued,
+        }
+    }
+}
+
+async fn call(
+    store: &mut Store<HostState>,
+    handler: &Prepared,
+    job: &Job,
+) -> wasmtime::Result<Result<Vec<u8>, Failure>> {
+    let instance = handler.pre.instantiate_async(&mut *store).await?;
+    instance.call_run(&mut *store, job).await
+}
+
+fn timed_out(limits: &Limits) -> Outcome {
+    Outcome::failed(
+        ErrorKind::Timeout,
+        format!(
+            "the attempt ran past its {} ms deadline",
+            limits.timeout.as_millis()
+        ),
+    )
+}
+
+/// Maps an error out of instantiation or the call to an outcome.
+fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> Outcome {
+    if memory_exceeded {
+        return Outcome::failed(
+            ErrorKind::Trap,
+            format!(
+                "memory_limit: the sandbox tried to grow past its {} MiB memory limit",
+                limits.memory_bytes >> 20
+            ),
+        );
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::failed(
+            ErrorKind::OutOfFuel,
+            format!("the attempt burned all of its {} fuel", limits.fuel),
+        ),
+        Some(Trap::Interrupt) => timed_out(limits),
+        Some(trap) => Outcome::failed(ErrorKind::Trap, format!("{}: {trap}", trap_code(trap))),
+        None => Outcome::failed(ErrorKind::Trap, truncate(format!("{error:#}"))),
+    }
+}
+
+/// Returns the trap's code in snake_case (`StackOverflow` → `stack_overflow`).
+fn trap_code(trap: &Trap) -> String {
+    let name = match trap {
+        Trap::UnreachableCodeReached => "Unreachable".to_string(),
+        other => format!("{other:?}"),
+    };
+    let mut code = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                code.push('_');
+            }
+            code.push(c.to_ascii_lowercase());
+        } else {
+            code.push(c);
+        }
+    }
+    code
+}
+
+fn truncate(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" [truncated]");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trap_codes_are_snake_case() {
+        assert_eq!(trap_code(&Trap::StackOverflow), "stack_overflow");
+        assert_eq!(trap_code(&Trap::UnreachableCodeReached), "unreachable");
+        assert_eq!(trap_code(&Trap::MemoryOutOfBounds), "memory_out_of_bounds");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let cut = truncate("é".repeat(MAX_MESSAGE_BYTES));
+        assert!(cut.ends_with(" [truncated]"));
+        assert!(cut.len() <= MAX_MESSAGE_BYTES + 12);
+    }
+}
