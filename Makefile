@@ -1,0 +1,32 @@
+# Spool's two commands: `make demo` runs the demo, `make test` runs every test.
+# Each builds what it needs first, installing the wasm32-wasip2 target and the pinned
+# componentize-py (into target/python-venv) when missing.
+
+CARGO ?= cargo
+# Every guest component the examples and tests use, by crate name.
+RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import
+# The host-side crates whose tests `make test` runs.
+TEST_CRATES := spool spool-tests spool-guest spool-guest-macro
+
+.PHONY: demo test guests bench
+
+## Builds every guest component into target/wasm32-wasip2/release/.
+guests:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 \
+		|| rustup target add wasm32-wasip2
+	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_GUESTS))
+	scripts/build-python.sh
+
+## Runs the demo.
+demo: guests
+	$(CARGO) build -p spool
+	scripts/demo.sh
+
+## Runs all tests.
+test: guests
+	$(CARGO) build -p spool
+	$(CARGO) test $(addprefix -p ,$(TEST_CRATES))
+
+## Runs the benchmarks (release build).
+bench: guests
+	$(CARGO) bench -p spool

@@ -1,0 +1,10 @@
+//! Spool's integration tests, one binary with a module per area (the wasmtime layout).
+//!
+//! They run real components, built from `examples/` and `tests/fixtures/` by `make guests`,
+//! in the real runtime.
+
+mod cache;
+mod limits;
+mod outcomes;
+mod python;
+mod validation;

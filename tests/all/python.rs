@@ -1,0 +1,42 @@
+//! The Python proof: a handler built with componentize-py runs like a Rust one.
+
+use spool::model::{ErrorKind, Outcome};
+use spool_tests::{json_result, run};
+
+#[tokio::test]
+async fn a_python_handler_runs_and_writes_the_store() {
+    let attempt = run("python-hello", serde_json::json!({"name": "ada"})).await;
+    let result = json_result(&attempt);
+    assert_eq!(result["greeting"], "hello, ada");
+    assert_eq!(result["count"], 1);
+    assert!(result["effect_key"].as_str().unwrap().starts_with("spool-"));
+    assert_eq!(attempt.store_writes.len(), 1);
+    assert_eq!(attempt.store_writes[0].key, "greetings/ada");
+    assert!(
+        attempt
+            .logs
+            .iter()
+            .any(|l| l.message.contains("hello, ada")),
+        "stdout is captured: {:?}",
+        attempt.logs
+    );
+}
+
+#[tokio::test]
+async fn python_failures_map_to_retry_and_permanent() {
+    let retry = run("python-hello", serde_json::json!({"fail": "retry"})).await;
+    assert_eq!(retry.outcome.error_kind(), Some(ErrorKind::Error));
+    let permanent = run("python-hello", serde_json::json!({"fail": "permanent"})).await;
+    assert!(
+        matches!(
+            permanent.outcome,
+            Outcome::Failed {
+                kind: ErrorKind::Permanent,
+                ..
+            }
+        ),
+        "{:?}",
+        permanent.outcome
+    );
+    assert!(permanent.store_writes.is_empty());
+}

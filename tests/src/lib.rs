@@ -1,0 +1,114 @@
+//! Shared helpers for Spool's integration tests: where the built components are, and a
+//! runtime shared by the tests of one binary.
+
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use spool::capabilities::store::MemoryBackend;
+use spool::model::{DEFAULT_QUEUE, JobContext, Limits};
+use spool::runtime::{Attempt, Prepared, Runtime, RuntimeConfig};
+
+/// Returns the workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// Returns the directory the build puts guest components in.
+pub fn components_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("wasm32-wasip2").join("release")
+}
+
+/// Returns the bytes of the component built from the crate `name` (`hello`, `hostile`, ...).
+///
+/// # Panics
+///
+/// When the component has not been built: `make guests` builds them all.
+pub fn component(name: &str) -> Vec<u8> {
+    let path = components_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the guest components first with `make guests`",
+            path.display()
+        )
+    })
+}
+
+/// A runtime shared by all tests of one test binary, caching compiled components on disk under
+/// `target/` so that reruns do not recompile them.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+        let cache = components_dir().join("spool-test-cache");
+        let defaults = RuntimeConfig::default();
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache),
+            // Room for tests that need a guest to outlast its deadline rather than its fuel.
+            max_limits: Limits {
+                fuel: 1_000_000_000_000,
+                ..defaults.max_limits
+            },
+            ..defaults
+        })
+        .expect("building the shared test runtime")
+    });
+    &RUNTIME
+}
+
+/// Returns a job for `handler` with a JSON `payload`, on its first attempt.
+pub fn job(handler: &str, payload: serde_json::Value) -> JobContext {
+    JobContext {
+        id: "job-1".into(),
+        tenant: "acme".into(),
+        handler: handler.into(),
+        queue: DEFAULT_QUEUE.into(),
+        payload: serde_json::to_vec(&payload).expect("JSON serializes"),
+        attempt: 1,
+        max_attempts: 20,
+        idempotency_key: "job-1".into(),
+    }
+}
+
+/// Loads the component `name` into the shared runtime.
+pub async fn load(name: &str) -> Arc<Prepared> {
+    runtime()
+        .load(&component(name))
+        .await
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// Runs one attempt of `name` with `payload` under `limits`, against an empty store.
+pub async fn run_with(name: &str, payload: serde_json::Value, limits: &Limits) -> Attempt {
+    let handler = load(name).await;
+    runtime()
+        .invoke(
+            &handler,
+            &job(name, payload),
+            limits,
+            Arc::new(MemoryBackend::default()),
+        )
+        .await
+}
+
+/// Runs one attempt of `name` with `payload` under the default limits.
+pub async fn run(name: &str, payload: serde_json::Value) -> Attempt {
+    run_with(name, payload, &Limits::default()).await
+}
+
+/// Returns an `ok` attempt's result parsed as JSON.
+///
+/// # Panics
+///
+/// When the attempt failed or its result is not JSON.
+pub fn json_result(attempt: &Attempt) -> serde_json::Value {
+    match &attempt.outcome {
+        spool::model::Outcome::Ok(bytes) => {
+            serde_json::from_slice(bytes).expect("the result is JSON")
+        }
+        failed => panic!("expected ok, got {failed:?}; logs: {:?}", attempt.logs),
+    }
+}
