@@ -5,5 +5,6 @@
 //! architecture and the contracts between the modules.
 
 pub mod capabilities;
+pub mod devdb;
 pub mod model;
 pub mod runtime;
