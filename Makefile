@@ -22,10 +22,11 @@ demo: guests
 	$(CARGO) build -p spool
 	scripts/demo.sh
 
-## Runs all tests.
+## Runs all tests, against DATABASE_URL or, when it is unset, a private PostgreSQL cluster
+## under target/spool-pg (see scripts/with-postgres.sh).
 test: guests
 	$(CARGO) build -p spool
-	$(CARGO) test $(addprefix -p ,$(TEST_CRATES))
+	scripts/with-postgres.sh $(CARGO) test $(addprefix -p ,$(TEST_CRATES))
 
 ## Runs the benchmarks (release build).
 bench: guests

@@ -6,5 +6,11 @@
 
 pub mod capabilities;
 pub mod devdb;
+pub mod maintenance;
 pub mod model;
 pub mod runtime;
+pub mod store;
+pub mod worker;
+
+/// The sqlx this crate is built with, for [`store::Store::job_enqueue_in`]'s transaction type.
+pub use sqlx;

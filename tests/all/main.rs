@@ -4,7 +4,11 @@
 //! in the real runtime.
 
 mod cache;
+mod enqueue;
+mod lifecycle;
 mod limits;
 mod outcomes;
 mod python;
 mod validation;
+mod wasi;
+mod worker;

@@ -1,6 +1,8 @@
 //! Shared helpers for Spool's integration tests: where the built components are, and a
 //! runtime shared by the tests of one binary.
 
+pub mod db;
+
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 

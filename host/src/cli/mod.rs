@@ -1,6 +1,7 @@
 //! Command-line parsing and the wiring behind each subcommand. The only place `anyhow` is used.
 
 mod run;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,10 @@ struct Cli {
 enum Command {
     /// Run one attempt of a handler locally, without a database, and print what happened.
     Run(run::RunArgs),
+    /// Run jobs: claim, execute in the sandbox, commit; plus maintenance unless disabled.
+    Worker(worker::WorkerArgs),
+    /// Apply the database migrations.
+    Migrate(worker::MigrateArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -37,6 +42,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Worker(args) => worker::worker(args).await,
+            Command::Migrate(args) => worker::migrate(args).await,
         }
     });
     match result {
@@ -46,6 +53,15 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Returns where compiled components are cached by default: `$XDG_CACHE_HOME/spool/components`
+/// or `~/.cache/spool/components`.
+fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("spool").join("components"))
 }
 
 fn init_tracing() {

@@ -60,7 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir.or_else(default_cache_dir)
+            args.cache_dir.or_else(super::default_cache_dir)
         },
         max_limits: Limits {
             fuel: args.fuel.max(Limits::DEFAULT_FUEL),
@@ -150,11 +150,4 @@ fn handler_name(path: &std::path::Path) -> String {
         .and_then(|s| s.to_str())
         .unwrap_or("local")
         .to_string()
-}
-
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("spool").join("components"))
 }

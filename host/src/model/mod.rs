@@ -1,11 +1,13 @@
 //! Domain types shared by every layer: jobs, limits, outcomes and effects. No I/O here.
 
 mod effects;
+mod job;
 mod limits;
 mod outcome;
 mod retry;
 
 pub use effects::{EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite};
+pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, LimitSpec, NewJob};
 pub use limits::Limits;
 pub use outcome::{ErrorKind, Outcome};
 pub use retry::RetryPolicy;

@@ -1,0 +1,139 @@
+//! `spool worker` and `spool migrate`: the job-running process, and schema setup.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::runtime::{Runtime, RuntimeConfig};
+use spool::store::Store;
+use spool::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Where the database is.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// The PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// The most database connections this process opens.
+    #[arg(long, env = "SPOOL_DB_CONNECTIONS", default_value_t = 10)]
+    pub db_connections: u32,
+}
+
+impl DatabaseArgs {
+    /// Connects to the database.
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        Store::connect(&self.database_url, self.db_connections)
+            .await
+            .context("connecting to the database")
+    }
+}
+
+/// Arguments of `spool worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Queues to work, comma-separated.
+    #[arg(
+        long,
+        env = "SPOOL_QUEUES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
+    queues: Vec<String>,
+    /// Attempts that may run at once.
+    #[arg(long, env = "SPOOL_SLOTS", default_value_t = WorkerConfig::default().slots)]
+    slots: usize,
+    /// The lease a claim holds, in milliseconds.
+    #[arg(long, env = "SPOOL_LEASE_MS", default_value_t = 15_000)]
+    lease_ms: u64,
+    /// How long running attempts get to finish on shutdown, in milliseconds.
+    #[arg(long, env = "SPOOL_GRACE_MS", default_value_t = 10_000)]
+    grace_ms: u64,
+    /// Where compiled components are cached.
+    #[arg(long, env = "SPOOL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not run maintenance (scheduler, rescuer, pruner) in this process.
+    #[arg(long)]
+    no_maintenance: bool,
+    /// Apply migrations before starting.
+    #[arg(long)]
+    migrate: bool,
+}
+
+/// Runs a worker (and, unless disabled, maintenance) until SIGTERM or Ctrl-C.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let store = args.db.connect().await?;
+    if args.migrate {
+        store.migrate().await?;
+    }
+    let lease = Duration::from_millis(args.lease_ms);
+    let config = WorkerConfig {
+        queues: args.queues,
+        slots: args.slots,
+        lease,
+        heartbeat_interval: lease / 3,
+        grace_period: Duration::from_millis(args.grace_ms),
+        ..WorkerConfig::default()
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: args.cache_dir.or_else(super::default_cache_dir),
+        max_instances: (args.slots as u32).max(4) * 2,
+        ..RuntimeConfig::default()
+    })?);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signalled(shutdown.clone()));
+
+    let maintenance = (!args.no_maintenance).then(|| {
+        let m = Maintenance::new(
+            MaintenanceConfig {
+                node: config.id.clone(),
+                ..MaintenanceConfig::default()
+            },
+            store.clone(),
+        );
+        let token = shutdown.clone();
+        tokio::spawn(async move { m.run(token).await })
+    });
+    tracing::info!(worker = %config.id, slots = config.slots, queues = ?config.queues, "worker started");
+    let worker = Worker::new(config, store.clone(), runtime);
+    let stats = worker.run(shutdown).await;
+    if let Some(m) = maintenance {
+        let _ = m.await;
+    }
+    store.close().await;
+    tracing::info!(?stats, "worker stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+async fn signalled(token: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: no more claims, finishing running attempts");
+    token.cancel();
+}
+
+/// Arguments of `spool migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+/// Applies the schema migrations.
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let store = args.db.connect().await?;
+    store.migrate().await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}

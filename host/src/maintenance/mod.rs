@@ -1,0 +1,191 @@
+//! Periodic services, run by one leader at a time (elected by a lease in Postgres):
+//! the scheduler (due scheduled/retryable jobs → available), the rescuer (expired leases →
+//! retried as `lost`), the counter folder, and the pruner (history partitions, done-records).
+//!
+//! Each service has a `run_once` that does one pass and returns counts, so tests can drive
+//! it directly; [`Maintenance::run`] loops them on their intervals.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::ErrorKind;
+use crate::store::{Failure, Store, StoreError};
+use crate::worker::retry_delay;
+
+/// The leader lease's name.
+const LEADER_LEASE: &str = "maintenance";
+
+/// Settings for maintenance.
+#[derive(Debug, Clone)]
+pub struct MaintenanceConfig {
+    /// This node's name in the leader election.
+    pub node: String,
+    /// How long leadership lasts without renewal. Default 15 s.
+    pub leader_ttl: Duration,
+    /// How often due jobs are made available. Default 200 ms.
+    pub schedule_interval: Duration,
+    /// How often expired leases are rescued. Default 2 s.
+    pub rescue_interval: Duration,
+    /// How often counters are folded. Default 1 s.
+    pub fold_interval: Duration,
+    /// How often old history and done-records are pruned. Default 10 min.
+    pub prune_interval: Duration,
+    /// How long finished jobs are kept in history. Default 14 days.
+    pub history_retention: Duration,
+    /// How long done-records are kept. Default 7 days.
+    pub idempotency_retention: Duration,
+    /// The most rows one statement touches. Default 1000.
+    pub batch: u32,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            node: format!("{}-maintenance", std::process::id()),
+            leader_ttl: Duration::from_secs(15),
+            schedule_interval: Duration::from_millis(200),
+            rescue_interval: Duration::from_secs(2),
+            fold_interval: Duration::from_secs(1),
+            prune_interval: Duration::from_secs(600),
+            history_retention: Duration::from_secs(14 * 86_400),
+            idempotency_retention: Duration::from_secs(7 * 86_400),
+            batch: 1000,
+        }
+    }
+}
+
+/// The maintenance services over one store.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    config: MaintenanceConfig,
+    store: Store,
+}
+
+impl Maintenance {
+    /// Returns the services over `store`.
+    pub fn new(config: MaintenanceConfig, store: Store) -> Maintenance {
+        Maintenance { config, store }
+    }
+
+    /// Makes due jobs available, batch after batch until a batch comes back short.
+    pub async fn schedule_once(&self, now: Option<DateTime<Utc>>) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.store.job_schedule_due(self.config.batch, now).await?;
+            total += n;
+            if n < u64::from(self.config.batch) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Retries (as `lost`) or dead-letters running jobs whose lease expired.
+    pub async fn rescue_once(&self, now: Option<DateTime<Utc>>) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let expired = self.store.job_expired(self.config.batch, now).await?;
+            let n = expired.len() as u64;
+            let failures: Vec<Failure> = expired
+                .into_iter()
+                .map(|j| Failure {
+                    tenant_id: j.tenant_id,
+                    id: j.id,
+                    run_lease: j.run_lease,
+                    attempt: j.attempt,
+                    kind: ErrorKind::Lost,
+                    message: "the worker running this attempt died or lost its lease".into(),
+                    logs: serde_json::Value::Null,
+                    retry_delay: retry_delay(
+                        ErrorKind::Lost,
+                        j.attempt,
+                        j.max_attempts,
+                        j.backoff_base_ms,
+                        j.backoff_cap_ms,
+                    ),
+                })
+                .collect();
+            if !failures.is_empty() {
+                self.store.job_finish_many(&[], &failures, now).await?;
+            }
+            total += n;
+            if n < u64::from(self.config.batch) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Folds pending counter deltas into the queue totals.
+    pub async fn fold_once(&self) -> Result<u64, StoreError> {
+        self.store.queue_fold_counts(self.config.batch * 100).await
+    }
+
+    /// Keeps history partitions ahead, drops expired ones, and prunes old done-records.
+    /// Returns (partitions created, partitions dropped, done-records pruned).
+    pub async fn prune_once(&self) -> Result<(u32, u32, u64), StoreError> {
+        let (created, dropped) = self
+            .store
+            .history_partitions(3, self.config.history_retention)
+            .await?;
+        let mut pruned = 0;
+        loop {
+            let n = self
+                .store
+                .idempotency_prune(self.config.idempotency_retention, self.config.batch)
+                .await?;
+            pruned += n;
+            if n < u64::from(self.config.batch) {
+                return Ok((created, dropped, pruned));
+            }
+        }
+    }
+
+    /// Runs the services on their intervals while this node holds the leader lease, until
+    /// `shutdown` is cancelled.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let c = &self.config;
+        let mut leader_tick = tokio::time::interval(c.leader_ttl / 3);
+        let mut schedule = tokio::time::interval(c.schedule_interval);
+        let mut rescue = tokio::time::interval(c.rescue_interval);
+        let mut fold = tokio::time::interval(c.fold_interval);
+        let mut prune = tokio::time::interval(c.prune_interval);
+        for i in [
+            &mut leader_tick,
+            &mut schedule,
+            &mut rescue,
+            &mut fold,
+            &mut prune,
+        ] {
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        let mut leader = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = leader_tick.tick() => {
+                    let was = leader;
+                    leader = self
+                        .store
+                        .lease_acquire(LEADER_LEASE, &c.node, c.leader_ttl)
+                        .await
+                        .unwrap_or(false);
+                    if leader != was {
+                        tracing::info!(node = %c.node, leader, "maintenance leadership changed");
+                    }
+                }
+                _ = schedule.tick(), if leader => log("scheduler", self.schedule_once(None).await),
+                _ = rescue.tick(), if leader => log("rescuer", self.rescue_once(None).await),
+                _ = fold.tick(), if leader => log("counter folder", self.fold_once().await),
+                _ = prune.tick(), if leader => log("pruner", self.prune_once().await),
+            }
+        }
+    }
+}
+
+fn log<T: std::fmt::Debug>(service: &str, result: Result<T, StoreError>) {
+    match result {
+        Ok(counts) => tracing::debug!(service, ?counts, "maintenance pass"),
+        Err(e) => tracing::warn!(service, error = %e, "maintenance pass failed"),
+    }
+}

@@ -1,0 +1,410 @@
+//! Jobs: enqueue, claim, heartbeat, complete, fail, cancel, retry, read.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{PgExecutor, Postgres, Row};
+use uuid::Uuid;
+
+use super::{Result, Store, StoreError, int};
+use crate::model::{
+    ClaimedJob, Enqueued, EnqueuedJob, ErrorKind, Expected, Job, JobState, NewJob, StoreWrite,
+};
+
+/// A successful attempt to commit.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The job's tenant.
+    pub tenant_id: i64,
+    /// The job.
+    pub id: Uuid,
+    /// The attempt's lease token: nothing is written if the job no longer holds it.
+    pub run_lease: Uuid,
+    /// The result bytes.
+    pub result: Vec<u8>,
+    /// The attempt's log, as JSON.
+    pub logs: Value,
+    /// Store writes to apply.
+    pub store_writes: Vec<StoreWrite>,
+    /// Follow-up jobs to enqueue.
+    pub enqueued: Vec<EnqueuedJob>,
+    /// If the effects conflict: the delay before a retry, or `None` to dead-letter.
+    pub retry_delay: Option<Duration>,
+}
+
+/// What committing a [`Completion`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionStatus {
+    /// Committed with its effects.
+    Completed,
+    /// The key already had a done-record: completed, effects discarded.
+    Duplicate,
+    /// The lease was lost: nothing written.
+    Stale,
+    /// A store write conflicted: the job was retried (kind `commit`) or dead-lettered.
+    Conflict,
+}
+
+/// A failed attempt to record.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The job's tenant.
+    pub tenant_id: i64,
+    /// The job.
+    pub id: Uuid,
+    /// The attempt's lease token.
+    pub run_lease: Uuid,
+    /// Which attempt failed.
+    pub attempt: u32,
+    /// The kind of failure.
+    pub kind: ErrorKind,
+    /// The message.
+    pub message: String,
+    /// The attempt's log, as JSON.
+    pub logs: Value,
+    /// The delay before the next attempt, or `None` to dead-letter.
+    pub retry_delay: Option<Duration>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Encodes an attempt's effects as complete_many expects them, or `None` when there are none.
+fn effects(c: &Completion) -> Option<Value> {
+    if c.store_writes.is_empty() && c.enqueued.is_empty() {
+        return None;
+    }
+    let writes: Vec<Value> = c
+        .store_writes
+        .iter()
+        .map(|w| {
+            json!({
+                "key": w.key,
+                "value": w.value.as_deref().map(b64),
+                "expected": match w.expected {
+                    None => Value::Null,
+                    Some(Expected::Absent) => json!("absent"),
+                    Some(Expected::Version(v)) => json!(v),
+                },
+            })
+        })
+        .collect();
+    let children: Vec<Value> = c
+        .enqueued
+        .iter()
+        .map(|j| {
+            json!({
+                "id": j.id,
+                "handler": j.handler,
+                "queue": j.queue,
+                "payload": b64(&j.payload),
+                "idempotency_key": j.idempotency_key,
+                "priority": j.priority,
+                "delay_ms": j.delay_ms,
+                "max_attempts": j.max_attempts,
+            })
+        })
+        .collect();
+    Some(json!({ "writes": writes, "children": children }))
+}
+
+/// Enqueues `jobs` for `tenant_id` through any executor (the pool or a transaction).
+async fn enqueue_many<'e>(
+    executor: impl PgExecutor<'e>,
+    tenant_id: i64,
+    jobs: &[NewJob],
+    now: Option<DateTime<Utc>>,
+) -> Result<Vec<Enqueued>> {
+    let n = jobs.len();
+    let mut ids = Vec::with_capacity(n);
+    let (mut handlers, mut queues, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut is_json, mut keys, mut priorities) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut run_at, mut max_attempts, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        ids.push(Uuid::now_v7());
+        handlers.push(job.handler.as_str());
+        queues.push(job.queue.as_deref());
+        payloads.push(job.payload.as_slice());
+        is_json.push(job.payload_is_json);
+        keys.push(job.idempotency_key.as_deref());
+        priorities.push(job.priority);
+        run_at.push(job.run_at);
+        max_attempts.push(job.max_attempts.map(|m| m.min(i32::MAX as u32) as i32));
+        limits.push(
+            job.limits
+                .map(|l| serde_json::to_value(l).expect("limits serialize")),
+        );
+    }
+    let rows = sqlx::query(
+        "SELECT ord, job_id, state::text AS state, duplicate, conflict
+         FROM spool.enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12)",
+    )
+    .bind(tenant_id)
+    .bind(&ids)
+    .bind(&handlers)
+    .bind(&queues)
+    .bind(&payloads)
+    .bind(&is_json)
+    .bind(&keys)
+    .bind(&priorities)
+    .bind(&run_at)
+    .bind(&max_attempts)
+    .bind(&limits)
+    .bind(now)
+    .fetch_all(executor)
+    .await?;
+    let mut out = vec![None; n];
+    for row in rows {
+        let ord: i32 = row.try_get("ord")?;
+        let state: String = row.try_get("state")?;
+        out[(ord - 1) as usize] = Some(Enqueued {
+            id: row.try_get("job_id")?,
+            state: JobState::parse(&state).ok_or_else(|| StoreError::Database(state.clone()))?,
+            duplicate: row.try_get("duplicate")?,
+            conflict: row.try_get("conflict")?,
+        });
+    }
+    out.into_iter()
+        .map(|e| e.ok_or_else(|| StoreError::Database("enqueue lost a job".into())))
+        .collect()
+}
+
+impl Store {
+    /// Enqueues a batch of jobs for a tenant in one statement (up to 10,000 is the intended
+    /// size), answering one [`Enqueued`] per job, in order.
+    pub async fn job_enqueue_many(
+        &self,
+        tenant_id: i64,
+        jobs: &[NewJob],
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Enqueued>> {
+        enqueue_many(&self.pool, tenant_id, jobs, now).await
+    }
+
+    /// Enqueues jobs inside the caller's own transaction: they exist if and only if it
+    /// commits. The transactional-enqueue path for applications sharing Spool's database.
+    pub async fn job_enqueue_in(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        tenant_id: i64,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>> {
+        enqueue_many(&mut **tx, tenant_id, jobs, None).await
+    }
+
+    /// Claims up to `limit` available jobs of `queue` for `worker`, fairly between tenants
+    /// and within each tenant's running cap, each under a lease of `lease`.
+    pub async fn job_claim(
+        &self,
+        queue: &str,
+        limit: u32,
+        worker: &str,
+        lease: Duration,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ClaimedJob>> {
+        let rows = sqlx::query("SELECT * FROM spool.claim($1, $2, $3, $4, $5)")
+            .bind(queue)
+            .bind(limit.min(i32::MAX as u32) as i32)
+            .bind(worker)
+            .bind(ms(lease))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let tenant_limits: Value = row.try_get("tenant_limits")?;
+                let limits: Option<Value> = row.try_get("limits")?;
+                Ok(ClaimedJob {
+                    tenant_id: row.try_get("tenant_id")?,
+                    tenant: row.try_get("tenant")?,
+                    tenant_limits: serde_json::from_value(tenant_limits).unwrap_or_default(),
+                    id: row.try_get("id")?,
+                    queue: row.try_get("queue")?,
+                    handler: row.try_get("handler")?,
+                    handler_version: row.try_get("handler_version")?,
+                    digest: row.try_get("digest")?,
+                    attempt: row.try_get::<i32, _>("attempt")? as u32,
+                    max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
+                    backoff_base_ms: row.try_get::<i64, _>("backoff_base_ms")? as u64,
+                    backoff_cap_ms: row.try_get::<i64, _>("backoff_cap_ms")? as u64,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    payload: row.try_get("payload")?,
+                    limits: limits
+                        .and_then(|l| serde_json::from_value(l).ok())
+                        .unwrap_or_default(),
+                    run_lease: row.try_get("run_lease")?,
+                    already_done: row.try_get("already_done")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Extends the leases of running jobs `(tenant, id, run_lease)` by `lease`; returns the
+    /// ids whose lease was lost.
+    pub async fn job_heartbeat(
+        &self,
+        jobs: &[(i64, Uuid, Uuid)],
+        lease: Duration,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Uuid>> {
+        let tenants: Vec<i64> = jobs.iter().map(|j| j.0).collect();
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.1).collect();
+        let leases: Vec<Uuid> = jobs.iter().map(|j| j.2).collect();
+        Ok(
+            sqlx::query_scalar("SELECT lost_id FROM spool.heartbeat($1, $2, $3, $4, $5)")
+                .bind(&tenants)
+                .bind(&ids)
+                .bind(&leases)
+                .bind(ms(lease))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The group commit: commits successes and records failures in one transaction.
+    /// Returns each completion's status, in order; failures whose lease was lost are skipped
+    /// silently (fenced).
+    pub async fn job_finish_many(
+        &self,
+        completions: &[Completion],
+        failures: &[Failure],
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<CompletionStatus>> {
+        let mut tx = self.pool.begin().await?;
+        let mut statuses = Vec::with_capacity(completions.len());
+        if !completions.is_empty() {
+            let tenants: Vec<i64> = completions.iter().map(|c| c.tenant_id).collect();
+            let ids: Vec<Uuid> = completions.iter().map(|c| c.id).collect();
+            let leases: Vec<Uuid> = completions.iter().map(|c| c.run_lease).collect();
+            let results: Vec<&[u8]> = completions.iter().map(|c| c.result.as_slice()).collect();
+            let logs: Vec<&Value> = completions.iter().map(|c| &c.logs).collect();
+            let effects: Vec<Option<Value>> = completions.iter().map(effects).collect();
+            let delays: Vec<Option<i64>> =
+                completions.iter().map(|c| c.retry_delay.map(ms)).collect();
+            let rows = sqlx::query(
+                "SELECT job_id, status FROM spool.complete_many($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&tenants)
+            .bind(&ids)
+            .bind(&leases)
+            .bind(&results)
+            .bind(&logs)
+            .bind(&effects)
+            .bind(&delays)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+            for row in rows {
+                let id: Uuid = row.try_get("job_id")?;
+                let status: String = row.try_get("status")?;
+                by_id.insert(id, status);
+            }
+            for c in completions {
+                statuses.push(match by_id.get(&c.id).map(String::as_str) {
+                    Some("completed") => CompletionStatus::Completed,
+                    Some("duplicate") => CompletionStatus::Duplicate,
+                    Some("conflict") => CompletionStatus::Conflict,
+                    _ => CompletionStatus::Stale,
+                });
+            }
+        }
+        if !failures.is_empty() {
+            let tenants: Vec<i64> = failures.iter().map(|f| f.tenant_id).collect();
+            let ids: Vec<Uuid> = failures.iter().map(|f| f.id).collect();
+            let leases: Vec<Uuid> = failures.iter().map(|f| f.run_lease).collect();
+            let attempts: Vec<i32> = failures.iter().map(|f| f.attempt as i32).collect();
+            let kinds: Vec<&str> = failures.iter().map(|f| f.kind.as_str()).collect();
+            let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+            let logs: Vec<&Value> = failures.iter().map(|f| &f.logs).collect();
+            let delays: Vec<Option<i64>> = failures.iter().map(|f| f.retry_delay.map(ms)).collect();
+            sqlx::query("SELECT * FROM spool.fail_many($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                .bind(&tenants)
+                .bind(&ids)
+                .bind(&leases)
+                .bind(&attempts)
+                .bind(&kinds)
+                .bind(&messages)
+                .bind(&logs)
+                .bind(&delays)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(statuses)
+    }
+
+    /// Cancels a pending job. Returns whether there was one to cancel.
+    pub async fn job_cancel(&self, tenant_id: i64, id: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT spool.cancel($1, $2)")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Requeues dead or cancelled jobs. Returns the ids requeued.
+    pub async fn job_retry_many(&self, tenant_id: i64, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        Ok(
+            sqlx::query_scalar("SELECT job_id FROM spool.retry_many($1, $2)")
+                .bind(tenant_id)
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Returns a job, from the hot table or history.
+    pub async fn job_get(&self, tenant_id: i64, id: Uuid) -> Result<Job> {
+        let row = sqlx::query(include_str!("sql/job_get.sql"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        let state: String = row.try_get("state")?;
+        let errors: Value = row.try_get("errors")?;
+        Ok(Job {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            handler: row.try_get("handler")?,
+            queue: row.try_get("queue")?,
+            state: JobState::parse(&state).ok_or_else(|| StoreError::Database(state.clone()))?,
+            attempt: row.try_get::<i32, _>("attempt")? as u32,
+            max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
+            priority: row.try_get("priority")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            payload: row.try_get("payload")?,
+            result: row.try_get("result")?,
+            duplicate: row.try_get("duplicate")?,
+            errors: serde_json::from_value(errors).unwrap_or_default(),
+            logs: row.try_get("logs")?,
+            parent_id: row.try_get("parent_id")?,
+            created_at: row.try_get("created_at")?,
+            run_at: row.try_get("run_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+
+    /// Returns the ids of a tenant's jobs in `state`, oldest first, at most `limit`.
+    pub async fn job_ids_in_state(
+        &self,
+        tenant_id: i64,
+        state: JobState,
+        limit: u32,
+    ) -> Result<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(include_str!("sql/job_ids_in_state.sql"))
+            .bind(tenant_id)
+            .bind(state.as_str())
+            .bind(int(limit.into()))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}

@@ -1,0 +1,148 @@
+//! Maintenance transitions: scheduling, rescue, counters, pruning, leader leases.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Result, Store, StoreError, int};
+use crate::model::JobState;
+
+/// A running job whose lease expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredJob {
+    /// The tenant.
+    pub tenant_id: i64,
+    /// The job.
+    pub id: Uuid,
+    /// The lease it was claimed under.
+    pub run_lease: Uuid,
+    /// The attempt that was lost.
+    pub attempt: u32,
+    /// Attempts in all.
+    pub max_attempts: u32,
+    /// Backoff base, in milliseconds.
+    pub backoff_base_ms: u64,
+    /// Backoff cap, in milliseconds.
+    pub backoff_cap_ms: u64,
+}
+
+/// Jobs of one tenant's queue in one state, from the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCount {
+    /// The tenant.
+    pub tenant_id: i64,
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: JobState,
+    /// How many jobs.
+    pub n: i64,
+}
+
+impl Store {
+    /// Makes up to `limit` due scheduled and retryable jobs available. Returns how many.
+    pub async fn job_schedule_due(&self, limit: u32, now: Option<DateTime<Utc>>) -> Result<u64> {
+        let n: i32 = sqlx::query_scalar("SELECT spool.schedule_due($1, $2)")
+            .bind(limit.min(i32::MAX as u32) as i32)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Returns up to `limit` running jobs whose lease expired.
+    pub async fn job_expired(
+        &self,
+        limit: u32,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ExpiredJob>> {
+        let rows = sqlx::query("SELECT * FROM spool.expired($1, $2)")
+            .bind(limit.min(i32::MAX as u32) as i32)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(ExpiredJob {
+                    tenant_id: row.try_get("tenant_id")?,
+                    id: row.try_get("id")?,
+                    run_lease: row.try_get("run_lease")?,
+                    attempt: row.try_get::<i32, _>("attempt")? as u32,
+                    max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
+                    backoff_base_ms: row.try_get::<i64, _>("backoff_base_ms")? as u64,
+                    backoff_cap_ms: row.try_get::<i64, _>("backoff_cap_ms")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Folds up to `limit` count deltas into the queue totals. Returns how many.
+    pub async fn queue_fold_counts(&self, limit: u32) -> Result<u64> {
+        let n: i32 = sqlx::query_scalar("SELECT spool.fold_counts($1)")
+            .bind(limit.min(i32::MAX as u32) as i32)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Returns every (tenant, queue, state) count, folded totals plus pending deltas.
+    pub async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
+        let rows = sqlx::query(include_str!("sql/queue_counts.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(QueueCount {
+                    tenant_id: row.try_get("tenant_id")?,
+                    queue: row.try_get("queue")?,
+                    state: JobState::parse(&state)
+                        .ok_or_else(|| StoreError::Database(state.clone()))?,
+                    n: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`. Returns whether it holds it.
+    pub async fn lease_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT spool.lease_acquire($1, $2, $3)")
+            .bind(name)
+            .bind(holder)
+            .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Deletes done-records and unused idempotency keys older than `retention`, at most
+    /// `limit`, never one whose job is still pending. Returns how many.
+    pub async fn idempotency_prune(&self, retention: Duration, limit: u32) -> Result<u64> {
+        let n = sqlx::query(include_str!("sql/idempotency_prune.sql"))
+            .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+            .bind(int(limit.into()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    /// Makes sure history has a partition per day from today to `days_ahead` days on, and
+    /// drops the partitions that ended more than `retention` ago. Returns (created, dropped).
+    pub async fn history_partitions(
+        &self,
+        days_ahead: u32,
+        retention: Duration,
+    ) -> Result<(u32, u32)> {
+        let row = sqlx::query("SELECT created, dropped FROM spool.history_partitions($1, $2)")
+            .bind(days_ahead as i32)
+            .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            row.try_get::<i32, _>("created")? as u32,
+            row.try_get::<i32, _>("dropped")? as u32,
+        ))
+    }
+}

@@ -1,0 +1,144 @@
+//! All SQL: PostgreSQL through sqlx. No sqlx type leaves this module.
+//!
+//! Each function runs one statement (most call one of the functions the migrations define,
+//! where the lifecycle's SQL lives) and is named noun-first: `job_claim`, `job_complete_many`.
+//! Every function that moves time-dependent state takes `now: Option<DateTime<Utc>>`: `None`
+//! is the database's clock, `Some` lets tests drive time.
+
+mod handlers;
+mod jobs;
+mod kv;
+mod maintenance;
+mod tenants;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use handlers::HandlerVersion;
+pub use jobs::{Completion, CompletionStatus, Failure};
+pub use kv::KvBackend;
+pub use maintenance::{ExpiredJob, QueueCount};
+pub use tenants::Tenant;
+
+/// The Postgres channel workers listen on; the payload is the queue name.
+pub const NOTIFY_CHANNEL: &str = "spool_jobs";
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached, or the connection broke.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (a tenant name already taken, say).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Migrating the schema failed.
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    /// Any other database error: a bug or an operator problem.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    /// Returns whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("23505") => StoreError::Conflict(db.message().to_string()),
+                // admin_shutdown, crash_shutdown, cannot_connect_now, connection failures.
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    StoreError::Unavailable(db.message().to_string())
+                }
+                _ => StoreError::Database(db.message().to_string()),
+            },
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+/// The result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle on Spool's database: a connection pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects to `url` with a pool of at most `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| StoreError::Unavailable(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.application_name("spool"))
+            .await?;
+        Ok(Store { pool })
+    }
+
+    /// Applies every migration that has not been applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("../migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))
+    }
+
+    /// Returns whether the database answers and every migration is applied.
+    pub async fn ready(&self) -> Result<bool> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(applied as usize >= sqlx::migrate!("../migrations").migrations.len())
+    }
+
+    /// Returns connections in use and idle, for metrics.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Returns the database URL's pool for listening (LISTEN needs a dedicated connection).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs one administrative statement (CREATE DATABASE, say) that takes no parameters.
+    /// For tests and tooling; never pass it text from a request.
+    #[doc(hidden)]
+    pub async fn admin_execute(&self, statement: &str) -> Result<()> {
+        sqlx::raw_sql(statement).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Converts a size or count that fits in Postgres's integer types.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,205 @@
+//! One claimed job: load its handler, run one attempt, and hand the outcome to the completer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::completer::Finished;
+use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
+use crate::model::{ClaimedJob, ErrorKind, JobContext, Limits, Outcome, RetryPolicy};
+use crate::runtime::{Prepared, Runtime};
+use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
+
+/// The idempotency-store capability's reads, from the tenant's rows in Postgres.
+struct TenantKv(KvBackend);
+
+#[async_trait::async_trait]
+impl StoreBackend for TenantKv {
+    async fn get(&self, _tenant: &str, key: &str) -> Result<Option<Versioned>, BackendError> {
+        let found = self
+            .0
+            .get(key)
+            .await
+            .map_err(|e| BackendError(e.to_string()))?;
+        Ok(found.map(|(value, version)| Versioned { value, version }))
+    }
+
+    async fn list_keys(
+        &self,
+        _tenant: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError> {
+        self.0
+            .list_keys(prefix, after, limit)
+            .await
+            .map_err(|e| BackendError(e.to_string()))
+    }
+}
+
+/// Returns the delay before the next attempt after attempt `attempt` failed with `kind`, or
+/// `None` when the job goes to the dead-letter queue (a permanent failure, or no attempts
+/// left). The delay is exponential from `base_ms` up to `cap_ms`, with jitter.
+pub fn retry_delay(
+    kind: ErrorKind,
+    attempt: u32,
+    max_attempts: u32,
+    base_ms: u64,
+    cap_ms: u64,
+) -> Option<Duration> {
+    let policy = RetryPolicy {
+        base: Duration::from_millis(base_ms),
+        cap: Duration::from_millis(cap_ms),
+        max_attempts,
+        ..RetryPolicy::default()
+    };
+    (kind.is_retryable() && policy.has_attempts_left(attempt))
+        .then(|| policy.backoff(attempt, rand::random::<f64>()))
+}
+
+/// Runs one attempt of `job` and sends its outcome; the slot is given back before the
+/// outcome is committed.
+pub(crate) async fn run(
+    job: ClaimedJob,
+    store: Store,
+    runtime: Arc<Runtime>,
+    finished: mpsc::UnboundedSender<Finished>,
+    slot: OwnedSemaphorePermit,
+) {
+    let outcome = execute(&job, &store, &runtime).await;
+    drop(slot);
+    let _ = finished.send(outcome);
+}
+
+async fn execute(job: &ClaimedJob, store: &Store, runtime: &Runtime) -> Finished {
+    let fail = |kind: ErrorKind, message: String, logs: serde_json::Value| {
+        Finished::Failed(Failure {
+            tenant_id: job.tenant_id,
+            id: job.id,
+            run_lease: job.run_lease,
+            attempt: job.attempt,
+            kind,
+            message,
+            logs,
+            retry_delay: retry_delay(
+                kind,
+                job.attempt,
+                job.max_attempts,
+                job.backoff_base_ms,
+                job.backoff_cap_ms,
+            ),
+        })
+    };
+    if job.already_done {
+        // The key has a done-record: acknowledge and stop, without running anything.
+        return Finished::Completed(Completion {
+            tenant_id: job.tenant_id,
+            id: job.id,
+            run_lease: job.run_lease,
+            result: Vec::new(),
+            logs: serde_json::json!([]),
+            store_writes: Vec::new(),
+            enqueued: Vec::new(),
+            retry_delay: None,
+        });
+    }
+    let handler = match load(job, store, runtime).await {
+        Ok(handler) => handler,
+        Err((kind, message)) => return fail(kind, message, serde_json::json!([])),
+    };
+    let caps = Limits::default().with(&job.tenant_limits);
+    let limits = caps.with(&job.limits).capped_by(&caps);
+    let context = JobContext {
+        id: job.id.to_string(),
+        tenant: job.tenant.clone(),
+        handler: job.handler.clone(),
+        queue: job.queue.clone(),
+        payload: job.payload.clone(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        idempotency_key: job.idempotency_key.clone(),
+    };
+    let backend = Arc::new(TenantKv(store.kv(job.tenant_id)));
+    let attempt = runtime.invoke(&handler, &context, &limits, backend).await;
+    tracing::info!(
+        job.id = %job.id,
+        job.handler = %job.handler,
+        tenant = %job.tenant,
+        queue = %job.queue,
+        attempt = job.attempt,
+        outcome = attempt.outcome.label(),
+        error.kind = attempt.outcome.error_kind().map(ErrorKind::as_str),
+        fuel.consumed = attempt.fuel_consumed,
+        duration_ms = attempt.duration.as_secs_f64() * 1000.0,
+        "attempt finished"
+    );
+    let logs = serde_json::to_value(&attempt.logs).unwrap_or_default();
+    match attempt.outcome {
+        Outcome::Ok(result) => Finished::Completed(Completion {
+            tenant_id: job.tenant_id,
+            id: job.id,
+            run_lease: job.run_lease,
+            result,
+            logs,
+            store_writes: attempt.store_writes,
+            enqueued: attempt.enqueued,
+            retry_delay: retry_delay(
+                ErrorKind::Commit,
+                job.attempt,
+                job.max_attempts,
+                job.backoff_base_ms,
+                job.backoff_cap_ms,
+            ),
+        }),
+        Outcome::Failed { kind, message } => fail(kind, message, logs),
+    }
+}
+
+/// Finds the job's handler compiled, or fetches and compiles it.
+async fn load(
+    job: &ClaimedJob,
+    store: &Store,
+    runtime: &Runtime,
+) -> Result<Arc<Prepared>, (ErrorKind, String)> {
+    let (Some(digest), Some(version)) = (&job.digest, job.handler_version) else {
+        return Err((
+            ErrorKind::Permanent,
+            format!(
+                "tenant {} has no handler named {:?}",
+                job.tenant, job.handler
+            ),
+        ));
+    };
+    if let Some(prepared) = runtime.cached(digest) {
+        return Ok(prepared);
+    }
+    let bytes = store
+        .handler_component(job.tenant_id, &job.handler, version)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => (
+                ErrorKind::Permanent,
+                format!("handler {:?} version {version} is gone", job.handler),
+            ),
+            other => (ErrorKind::Error, format!("loading the handler: {other}")),
+        })?;
+    runtime
+        .load(&bytes)
+        .await
+        .map_err(|e| (ErrorKind::Permanent, format!("the handler cannot run: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_failures_and_the_last_attempt_go_to_the_dead_letter_queue() {
+        assert_eq!(retry_delay(ErrorKind::Permanent, 1, 20, 1000, 60_000), None);
+        assert_eq!(retry_delay(ErrorKind::Trap, 20, 20, 1000, 60_000), None);
+        let delay = retry_delay(ErrorKind::Trap, 3, 20, 1000, 60_000).unwrap();
+        assert!(delay <= Duration::from_secs(4) && delay >= Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,447 @@
+//! Every state transition of a job, driven through the store with a controllable clock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use spool::model::{ErrorKind, Expected, JobState, LimitSpec, NewJob, StoreWrite};
+use spool::store::{Completion, CompletionStatus, Failure, Store};
+use spool::worker::retry_delay;
+use spool_tests::db::test_db;
+use uuid::Uuid;
+
+const LEASE: Duration = Duration::from_secs(10);
+
+async fn tenant(store: &Store, name: &str, max_running: u32) -> i64 {
+    store
+        .tenant_create(name, &LimitSpec::default(), max_running, None)
+        .await
+        .unwrap()
+        .id
+}
+
+fn t0() -> DateTime<Utc> {
+    "2030-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn success(job: &spool::model::ClaimedJob, result: &str) -> Completion {
+    Completion {
+        tenant_id: job.tenant_id,
+        id: job.id,
+        run_lease: job.run_lease,
+        result: result.as_bytes().to_vec(),
+        logs: json!([]),
+        store_writes: vec![],
+        enqueued: vec![],
+        retry_delay: Some(Duration::from_secs(1)),
+    }
+}
+
+fn failure(job: &spool::model::ClaimedJob, kind: ErrorKind) -> Failure {
+    Failure {
+        tenant_id: job.tenant_id,
+        id: job.id,
+        run_lease: job.run_lease,
+        attempt: job.attempt,
+        kind,
+        message: format!("{kind} on attempt {}", job.attempt),
+        logs: json!([]),
+        retry_delay: retry_delay(kind, job.attempt, job.max_attempts, 1000, 3_600_000),
+    }
+}
+
+#[tokio::test]
+async fn a_job_goes_available_running_completed_with_its_result() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let enqueued = db
+        .store
+        .job_enqueue_many(t, &[NewJob::json("hello", &json!({"n": 1}))], None)
+        .await
+        .unwrap();
+    assert_eq!(enqueued[0].state, JobState::Available);
+    let claimed = db
+        .store
+        .job_claim("default", 10, "w", LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(
+        db.store.job_get(t, claimed[0].id).await.unwrap().state,
+        JobState::Running
+    );
+
+    let statuses = db
+        .store
+        .job_finish_many(&[success(&claimed[0], "done")], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(statuses, [CompletionStatus::Completed]);
+    let job = db.store.job_get(t, claimed[0].id).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.result.as_deref(), Some(&b"done"[..]));
+    assert!(job.finished_at.is_some());
+    assert!(
+        db.store
+            .job_claim("default", 10, "w", LEASE, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_job_becomes_available_when_due_and_not_before() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let mut job = NewJob::json("hello", &json!({}));
+    job.run_at = Some(t0() + TimeDelta::seconds(60));
+    let enqueued = db
+        .store
+        .job_enqueue_many(t, &[job], Some(t0()))
+        .await
+        .unwrap();
+    assert_eq!(enqueued[0].state, JobState::Scheduled);
+    let early = t0() + TimeDelta::seconds(59);
+    assert_eq!(
+        db.store.job_schedule_due(100, Some(early)).await.unwrap(),
+        0
+    );
+    let due = t0() + TimeDelta::seconds(60);
+    assert_eq!(db.store.job_schedule_due(100, Some(due)).await.unwrap(), 1);
+    assert_eq!(
+        db.store.job_get(t, enqueued[0].id).await.unwrap().state,
+        JobState::Available
+    );
+}
+
+#[tokio::test]
+async fn a_failed_attempt_waits_out_its_backoff_then_runs_again() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    db.store
+        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], Some(t0()))
+        .await
+        .unwrap();
+    let mut now = t0();
+    for attempt in 1..=3u32 {
+        let claimed = db
+            .store
+            .job_claim("default", 1, "w", LEASE, Some(now))
+            .await
+            .unwrap();
+        assert_eq!(claimed[0].attempt, attempt);
+        let f = failure(&claimed[0], ErrorKind::Trap);
+        let delay = f.retry_delay.unwrap();
+        // Exponential: 1 s, 2 s, 4 s, less up to a quarter of jitter.
+        let full = Duration::from_secs(1 << (attempt - 1));
+        assert!(
+            delay <= full && delay >= full.mul_f64(0.75),
+            "{delay:?} for {attempt}"
+        );
+        db.store
+            .job_finish_many(&[], &[f], Some(now))
+            .await
+            .unwrap();
+        let job = db.store.job_get(t, claimed[0].id).await.unwrap();
+        assert_eq!(job.state, JobState::Retryable);
+        let run_at = job.run_at;
+        assert_eq!((run_at - now).num_milliseconds(), delay.as_millis() as i64);
+        assert_eq!(job.errors.len(), attempt as usize);
+        assert_eq!(job.errors.last().unwrap().kind, "trap");
+
+        let just_before = run_at - TimeDelta::milliseconds(1);
+        assert_eq!(
+            db.store
+                .job_schedule_due(10, Some(just_before))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            db.store.job_schedule_due(10, Some(run_at)).await.unwrap(),
+            1
+        );
+        now = run_at;
+    }
+}
+
+#[tokio::test]
+async fn permanent_failures_are_dead_lettered_at_once() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    db.store
+        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], None)
+        .await
+        .unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, None)
+        .await
+        .unwrap();
+    let f = failure(&claimed[0], ErrorKind::Permanent);
+    assert_eq!(f.retry_delay, None);
+    db.store.job_finish_many(&[], &[f], None).await.unwrap();
+    let job = db.store.job_get(t, claimed[0].id).await.unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.errors[0].kind, "permanent");
+}
+
+#[tokio::test]
+async fn exhausted_attempts_are_dead_lettered_and_can_be_retried() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let mut job = NewJob::json("hello", &json!({}));
+    job.max_attempts = Some(2);
+    db.store
+        .job_enqueue_many(t, &[job], Some(t0()))
+        .await
+        .unwrap();
+    let mut now = t0();
+    let mut id = Uuid::nil();
+    for _ in 0..2 {
+        let claimed = db
+            .store
+            .job_claim("default", 1, "w", LEASE, Some(now))
+            .await
+            .unwrap();
+        id = claimed[0].id;
+        db.store
+            .job_finish_many(&[], &[failure(&claimed[0], ErrorKind::Timeout)], Some(now))
+            .await
+            .unwrap();
+        now += TimeDelta::hours(2);
+        db.store.job_schedule_due(10, Some(now)).await.unwrap();
+    }
+    let dead = db.store.job_get(t, id).await.unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.errors.len(), 2);
+
+    assert_eq!(db.store.job_retry_many(t, &[id]).await.unwrap(), [id]);
+    let again = db.store.job_get(t, id).await.unwrap();
+    assert_eq!(again.state, JobState::Available);
+    assert_eq!(
+        again.max_attempts, 3,
+        "a redriven job gets one more attempt"
+    );
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].attempt, 3);
+}
+
+#[tokio::test]
+async fn a_pending_job_can_be_cancelled_and_a_running_one_cannot() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let jobs = [
+        NewJob::json("hello", &json!({"a": 1})),
+        NewJob::json("hello", &json!({"a": 2})),
+    ];
+    let enqueued = db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, None)
+        .await
+        .unwrap();
+    let running = claimed[0].id;
+    let pending = enqueued.iter().find(|e| e.id != running).unwrap().id;
+    assert!(!db.store.job_cancel(t, running).await.unwrap());
+    assert!(db.store.job_cancel(t, pending).await.unwrap());
+    assert_eq!(
+        db.store.job_get(t, pending).await.unwrap().state,
+        JobState::Cancelled
+    );
+    assert!(
+        !db.store.job_cancel(t, pending).await.unwrap(),
+        "already cancelled"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_lease_is_rescued_and_the_late_completion_writes_nothing() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    db.store
+        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], Some(t0()))
+        .await
+        .unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, Some(t0()))
+        .await
+        .unwrap();
+    let job = &claimed[0];
+    let maintenance = spool::maintenance::Maintenance::new(Default::default(), db.store.clone());
+    assert_eq!(
+        maintenance
+            .rescue_once(Some(t0() + TimeDelta::seconds(9)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        maintenance
+            .rescue_once(Some(t0() + TimeDelta::seconds(11)))
+            .await
+            .unwrap(),
+        1
+    );
+    let rescued = db.store.job_get(t, job.id).await.unwrap();
+    assert_eq!(rescued.state, JobState::Retryable);
+    assert_eq!(rescued.errors[0].kind, "lost");
+
+    let mut late = success(job, "late");
+    late.store_writes = vec![StoreWrite {
+        key: "k".into(),
+        value: Some(b"v".to_vec()),
+        expected: None,
+    }];
+    let statuses = db.store.job_finish_many(&[late], &[], None).await.unwrap();
+    assert_eq!(statuses, [CompletionStatus::Stale]);
+    assert_eq!(db.store.kv(t).get("k").await.unwrap(), None);
+    assert_eq!(
+        db.store.job_get(t, job.id).await.unwrap().state,
+        JobState::Retryable
+    );
+    // The heartbeat of the lost lease says so.
+    let lost = db
+        .store
+        .job_heartbeat(&[(t, job.id, job.run_lease)], LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(lost, [job.id]);
+}
+
+#[tokio::test]
+async fn effects_commit_with_the_done_record_exactly_once() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let mut job = NewJob::json("fulfil-order", &json!({"order": 1}));
+    job.idempotency_key = Some("order-1".into());
+    db.store.job_enqueue_many(t, &[job], None).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, None)
+        .await
+        .unwrap();
+    let mut done = success(&claimed[0], "receipt");
+    done.store_writes = vec![StoreWrite {
+        key: "order/1".into(),
+        value: Some(b"fulfilled".to_vec()),
+        expected: Some(Expected::Absent),
+    }];
+    done.enqueued = vec![spool::model::EnqueuedJob {
+        id: Uuid::now_v7().to_string(),
+        handler: "send-receipt".into(),
+        payload: b"{}".to_vec(),
+        queue: "default".into(),
+        idempotency_key: "order-1/0".into(),
+        priority: 0,
+        delay_ms: 0,
+        max_attempts: None,
+    }];
+    let statuses = db
+        .store
+        .job_finish_many(&[done.clone()], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(statuses, [CompletionStatus::Completed]);
+    let (value, version) = db.store.kv(t).get("order/1").await.unwrap().unwrap();
+    assert_eq!((value.as_slice(), version), (&b"fulfilled"[..], 1));
+    let children = db
+        .store
+        .job_claim("default", 10, "w", LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].handler, "send-receipt");
+    assert_eq!(children[0].idempotency_key, "order-1/0");
+
+    // The same completion again (a commit whose outcome was unknown, resubmitted): nothing.
+    let again = db.store.job_finish_many(&[done], &[], None).await.unwrap();
+    assert_eq!(again, [CompletionStatus::Stale]);
+    assert_eq!(db.store.kv(t).get("order/1").await.unwrap().unwrap().1, 1);
+}
+
+#[tokio::test]
+async fn a_store_version_conflict_retries_the_job_with_kind_commit() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let jobs = [
+        NewJob::json("h", &json!({"a": 1})),
+        NewJob::json("h", &json!({"a": 2})),
+    ];
+    db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 2, "w", LEASE, None)
+        .await
+        .unwrap();
+    // Both attempts saw the key absent and both write it: only the first may commit.
+    let both: Vec<Completion> = claimed
+        .iter()
+        .map(|j| {
+            let mut c = success(j, "ok");
+            c.store_writes = vec![StoreWrite {
+                key: "counter".into(),
+                value: Some(j.id.to_string().into_bytes()),
+                expected: Some(Expected::Absent),
+            }];
+            c
+        })
+        .collect();
+    let statuses = db.store.job_finish_many(&both, &[], None).await.unwrap();
+    assert_eq!(
+        statuses,
+        [CompletionStatus::Completed, CompletionStatus::Conflict]
+    );
+    let loser = db.store.job_get(t, claimed[1].id).await.unwrap();
+    assert_eq!(loser.state, JobState::Retryable);
+    assert_eq!(loser.errors[0].kind, "commit");
+    let (value, _) = db.store.kv(t).get("counter").await.unwrap().unwrap();
+    assert_eq!(value, claimed[0].id.to_string().into_bytes());
+}
+
+#[tokio::test]
+async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    db.store
+        .job_enqueue_many(t, &[NewJob::json("h", &json!({}))], None)
+        .await
+        .unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, None)
+        .await
+        .unwrap();
+    // Another job already committed this key (for example through a second path).
+    db.store
+        .admin_execute(&format!(
+            "INSERT INTO spool.idempotency (tenant_id, key, job_id, payload_hash, done_at)
+             VALUES ({t}, '{}', gen_random_uuid(), '\\x00', now())",
+            claimed[0].idempotency_key
+        ))
+        .await
+        .unwrap();
+    let mut c = success(&claimed[0], "ok");
+    c.store_writes = vec![StoreWrite {
+        key: "x".into(),
+        value: Some(vec![1]),
+        expected: None,
+    }];
+    let statuses = db.store.job_finish_many(&[c], &[], None).await.unwrap();
+    assert_eq!(statuses, [CompletionStatus::Duplicate]);
+    let job = db.store.job_get(t, claimed[0].id).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert!(job.duplicate);
+    assert_eq!(
+        db.store.kv(t).get("x").await.unwrap(),
+        None,
+        "effects discarded"
+    );
+}

@@ -1,0 +1,104 @@
+//! A fresh database per test, on the server `DATABASE_URL` names (`make test` starts a private
+//! one when it is unset), migrated and dropped again when the test is done.
+
+use spool::store::Store;
+
+/// A migrated database of one test's own.
+pub struct TestDb {
+    /// Its URL, for processes the test starts.
+    pub url: String,
+    /// A store connected to it.
+    pub store: Store,
+    name: String,
+    admin_url: String,
+}
+
+/// Returns `url` with its database replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|i| start + i))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Creates, migrates and returns a database for one test.
+///
+/// # Panics
+///
+/// When `DATABASE_URL` is unset or the server cannot be reached.
+pub async fn test_db() -> TestDb {
+    let admin_url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: run the tests with `make test`, which starts a private \
+         PostgreSQL when there is none",
+    );
+    let name = format!("spool_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Store::connect(&admin_url, 1)
+        .await
+        .expect("connecting to DATABASE_URL");
+    admin
+        .admin_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("creating the test database");
+    admin.close().await;
+    let url = with_database(&admin_url, &name);
+    let store = Store::connect(&url, 10)
+        .await
+        .expect("connecting to the test database");
+    store.migrate().await.expect("migrating the test database");
+    TestDb {
+        url,
+        store,
+        name,
+        admin_url,
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which is blocked here: clean up on a thread with
+        // a runtime of its own, touching nothing of the test's (its pool needs the blocked
+        // runtime). WITH (FORCE) ends the test's remaining sessions.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for clean-up");
+            rt.block_on(async {
+                if let Ok(admin) = Store::connect(&admin_url, 1).await {
+                    let _ = admin
+                        .admin_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            with_database("postgres://u@h:5/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
+    }
+}
