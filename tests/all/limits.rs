@@ -155,7 +155,6 @@ async fn the_host_keeps_serving_after_hostile_attempts() {
         "huge-result",
     ];
     let attempts = hostile.map(|action| {
-        let limits = limits;
         tokio::spawn(async move { run_with("hostile", json!({"action": action}), &limits).await })
     });
     for (action, attempt) in hostile.iter().zip(attempts) {

@@ -74,6 +74,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Returns these limits with the fields `spec` sets replaced (memory given in MiB).
+    pub fn with(&self, spec: &super::LimitSpec) -> Limits {
+        Limits {
+            fuel: spec.fuel.unwrap_or(self.fuel),
+            timeout: spec.timeout_ms.map_or(self.timeout, Duration::from_millis),
+            memory_bytes: spec.memory_mb.map_or(self.memory_bytes, |mb| mb << 20),
+            ..*self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,17 +101,5 @@ mod tests {
         assert_eq!(capped.fuel, 5);
         assert_eq!(capped.timeout, Limits::DEFAULT_TIMEOUT);
         assert_eq!(capped.memory_bytes, Limits::DEFAULT_MEMORY_BYTES);
-    }
-}
-
-impl Limits {
-    /// Returns these limits with the fields `spec` sets replaced (memory given in MiB).
-    pub fn with(&self, spec: &super::LimitSpec) -> Limits {
-        Limits {
-            fuel: spec.fuel.unwrap_or(self.fuel),
-            timeout: spec.timeout_ms.map_or(self.timeout, Duration::from_millis),
-            memory_bytes: spec.memory_mb.map_or(self.memory_bytes, |mb| mb << 20),
-            ..*self
-        }
     }
 }

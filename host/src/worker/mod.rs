@@ -237,7 +237,9 @@ impl Worker {
             // After a round of short batches every queue is drained for now: wait for a
             // notification or the poll interval. After a full batch there may be more.
             round_was_full |= got == limit as usize;
-            if queue_turn % self.config.queues.len() == 0 && !std::mem::take(&mut round_was_full) {
+            if queue_turn.is_multiple_of(self.config.queues.len())
+                && !std::mem::take(&mut round_was_full)
+            {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = wake.notified() => {}
