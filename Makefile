@@ -17,10 +17,11 @@ guests:
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_GUESTS))
 	scripts/build-python.sh
 
-## Runs the demo.
+## Runs the demo: an order-fulfilment flow on DATABASE_URL or, when it is unset, on a private
+## PostgreSQL cluster under target/spool-pg.
 demo: guests
 	$(CARGO) build -p spool
-	scripts/demo.sh
+	scripts/with-postgres.sh target/debug/spool demo
 
 ## Runs all tests, against DATABASE_URL or, when it is unset, a private PostgreSQL cluster
 ## under target/spool-pg (see scripts/with-postgres.sh).

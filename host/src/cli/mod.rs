@@ -1,5 +1,6 @@
 //! Command-line parsing and the wiring behind each subcommand. The only place `anyhow` is used.
 
+mod demo;
 mod run;
 mod worker;
 
@@ -21,6 +22,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run jobs: claim, execute in the sandbox, commit; plus maintenance unless disabled.
     Worker(worker::WorkerArgs),
+    /// Run the order-fulfilment demo against DATABASE_URL.
+    Demo(demo::DemoArgs),
     /// Apply the database migrations.
     Migrate(worker::MigrateArgs),
 }
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Worker(args) => worker::worker(args).await,
             Command::Migrate(args) => worker::migrate(args).await,
+            Command::Demo(args) => demo::demo(args).await,
         }
     });
     match result {
