@@ -9,6 +9,7 @@ mod lifecycle;
 mod limits;
 mod outcomes;
 mod python;
+mod shutdown;
 mod validation;
 mod wasi;
 mod worker;

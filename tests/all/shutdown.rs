@@ -1,0 +1,126 @@
+//! Graceful shutdown of a `spool worker` process: SIGTERM stops claiming, running attempts
+//! finish within the grace period, and what does not finish is left to lease expiry.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use spool::model::{JobState, LimitSpec, NewJob};
+use spool_tests::db::{TestDb, test_db};
+use spool_tests::{component, components_dir, workspace_root};
+use uuid::Uuid;
+
+fn spawn_worker(db: &TestDb, grace_ms: u64) -> Child {
+    let bin = std::env::var_os("SPOOL_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| workspace_root().join("target/debug/spool"));
+    Command::new(&bin)
+        .args([
+            "worker",
+            "--slots",
+            "2",
+            "--lease-ms",
+            "3000",
+            "--no-maintenance",
+        ])
+        .arg("--grace-ms")
+        .arg(grace_ms.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}; `make test` builds it first", bin.display()))
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn setup(db: &TestDb, sleep_ms: u64) -> (i64, Uuid) {
+    let t = db
+        .store
+        .tenant_create("acme", &LimitSpec::default(), 10, None)
+        .await
+        .unwrap();
+    let bytes = component("hostile");
+    let digest = spool::runtime::cache::digest(&bytes);
+    db.store
+        .handler_put(t.id, "hostile", &digest, &bytes)
+        .await
+        .unwrap();
+    let job = NewJob::json(
+        "hostile",
+        &json!({"action": "sleep-in-host", "ms": sleep_ms}),
+    );
+    let id = db.store.job_enqueue_many(t.id, &[job], None).await.unwrap()[0].id;
+    (t.id, id)
+}
+
+async fn wait_for_state(db: &TestDb, t: i64, id: Uuid, state: JobState, within: Duration) {
+    let deadline = Instant::now() + within;
+    while db.store.job_get(t, id).await.unwrap().state != state {
+        assert!(Instant::now() < deadline, "job never became {state:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_running_attempt_finish_and_commit() {
+    let db = test_db().await;
+    let (t, id) = setup(&db, 1500).await;
+    let mut worker = spawn_worker(&db, 10_000);
+    wait_for_state(&db, t, id, JobState::Running, Duration::from_secs(30)).await;
+    signal(&worker, "TERM");
+    let status = wait_exit(&mut worker, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let job = db.store.job_get(t, id).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Completed,
+        "finished within the grace period"
+    );
+    assert_eq!(job.attempt, 1);
+}
+
+#[tokio::test]
+async fn an_attempt_outlasting_the_grace_period_is_left_to_lease_expiry() {
+    let db = test_db().await;
+    let (t, id) = setup(&db, 20_000).await;
+    let mut worker = spawn_worker(&db, 300);
+    wait_for_state(&db, t, id, JobState::Running, Duration::from_secs(30)).await;
+    let stopped = Instant::now();
+    signal(&worker, "TERM");
+    let status = wait_exit(&mut worker, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "the grace period bounds the wait"
+    );
+    // Still running in the database, under a lease that will expire; the rescuer retries it.
+    assert_eq!(
+        db.store.job_get(t, id).await.unwrap().state,
+        JobState::Running
+    );
+    let maintenance = spool::maintenance::Maintenance::new(Default::default(), db.store.clone());
+    let later = chrono::Utc::now() + chrono::TimeDelta::seconds(60);
+    assert_eq!(maintenance.rescue_once(Some(later)).await.unwrap(), 1);
+    let job = db.store.job_get(t, id).await.unwrap();
+    assert_eq!(job.state, JobState::Retryable);
+    assert_eq!(job.errors[0].kind, "lost");
+}
