@@ -19,7 +19,8 @@ $$;
 
 -- Enqueues a batch of jobs for one tenant. Array arguments are parallel, one element per job;
 -- NULL elements take defaults (queue 'default', no key, priority 0, run now, the handler's or
--- the default retry policy). Returns one row per input job, in input order: its id (the
+-- the default retry policy: 20 attempts, backoff from 1 s up to 1 h). The backoff arrays may
+-- be NULL as a whole. Returns one row per input job, in input order: its id (the
 -- existing job's for a duplicate or conflict), its state, and whether it was a duplicate or a
 -- conflicting key.
 CREATE FUNCTION spool.enqueue_many(
@@ -35,7 +36,9 @@ CREATE FUNCTION spool.enqueue_many(
     p_max_attempts integer[],
     p_limits       jsonb[],
     p_parent_id    uuid DEFAULT NULL,
-    p_now          timestamptz DEFAULT NULL
+    p_now          timestamptz DEFAULT NULL,
+    p_backoff_base_ms bigint[] DEFAULT NULL,
+    p_backoff_cap_ms  bigint[] DEFAULT NULL
 ) RETURNS TABLE (ord integer, job_id uuid, state spool.job_state, duplicate boolean, conflict boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -50,11 +53,14 @@ BEGIN
         SELECT i.ord::integer AS ord, i.id, i.handler, coalesce(i.queue, 'default') AS queue,
                spool.canonical_payload(i.payload, coalesce(i.is_json, false)) AS payload,
                i.key, coalesce(i.priority, 0)::smallint AS priority,
-               coalesce(i.run_at, v_now) AS run_at, i.max_attempts, i.limits
+               coalesce(i.run_at, v_now) AS run_at, i.max_attempts, i.limits,
+               i.backoff_base_ms, i.backoff_cap_ms
         FROM unnest(p_ids, p_handlers, p_queues, p_payloads, p_is_json, p_keys, p_priorities,
-                    p_run_at, p_max_attempts, p_limits)
+                    p_run_at, p_max_attempts, p_limits,
+                    coalesce(p_backoff_base_ms, array_fill(NULL::bigint, ARRAY[cardinality(p_ids)])),
+                    coalesce(p_backoff_cap_ms, array_fill(NULL::bigint, ARRAY[cardinality(p_ids)])))
              WITH ORDINALITY AS i(id, handler, queue, payload, is_json, key, priority, run_at,
-                                  max_attempts, limits, ord)
+                                  max_attempts, limits, backoff_base_ms, backoff_cap_ms, ord)
     ), hashed AS (
         SELECT input.*, sha256(input.payload) AS payload_hash FROM input
     ), claimed AS (
@@ -75,7 +81,8 @@ BEGIN
                CASE WHEN f.run_at <= v_now THEN 'available' ELSE 'scheduled' END::spool.job_state,
                f.priority, f.run_at, f.handler, hd.current_version,
                coalesce(f.max_attempts, hd.max_attempts, 20),
-               coalesce(hd.backoff_base_ms, 1000), coalesce(hd.backoff_cap_ms, 3600000),
+               coalesce(f.backoff_base_ms, hd.backoff_base_ms, 1000),
+               coalesce(f.backoff_cap_ms, hd.backoff_cap_ms, 3600000),
                coalesce(f.key, f.id::text), f.payload, f.payload_hash, f.limits, p_parent_id, v_now
         FROM fresh f
         LEFT JOIN spool.handlers hd ON hd.tenant_id = p_tenant_id AND hd.name = f.handler

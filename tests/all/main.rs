@@ -7,6 +7,7 @@ mod cache;
 mod enqueue;
 mod lifecycle;
 mod limits;
+mod maintenance;
 mod outcomes;
 mod python;
 mod shutdown;

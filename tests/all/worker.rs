@@ -155,16 +155,8 @@ async fn transient_failures_retry_until_success_with_effects_once() {
         &json!({"order_id": "A-1", "amount_cents": 4200, "email": "ada@example.com", "fail_times": 2}),
     );
     order.idempotency_key = Some("order-A-1".into());
-    // Retries after 1 ms, 2 ms: the test need not wait for default backoff.
-    db.store
-        .admin_execute(&format!(
-            "INSERT INTO spool.handlers (tenant_id, name, current_version, backoff_base_ms, backoff_cap_ms)
-             SELECT tenant_id, name, current_version, 1, 10 FROM spool.handlers
-             WHERE tenant_id = {t} AND name = 'fulfil-order'
-             ON CONFLICT (tenant_id, name) DO UPDATE SET backoff_base_ms = 1, backoff_cap_ms = 10"
-        ))
-        .await
-        .unwrap();
+    // Retries after about 1 ms, then 2 ms: the test need not wait for the default backoff.
+    order.backoff = Some((Duration::from_millis(1), Duration::from_millis(10)));
     let id = db.store.job_enqueue_many(t, &[order], None).await.unwrap()[0].id;
     let running = start(&db);
     wait_finished(&db.store, t, &[id], Duration::from_secs(60)).await;

@@ -99,6 +99,8 @@ pub struct NewJob {
     pub max_attempts: Option<u32>,
     /// Limits asked for, capped by the tenant's.
     pub limits: Option<LimitSpec>,
+    /// Retry backoff `(base, cap)`; the handler's or the default (1 s, 1 h) when `None`.
+    pub backoff: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 impl NewJob {
@@ -114,6 +116,7 @@ impl NewJob {
             run_at: None,
             max_attempts: None,
             limits: None,
+            backoff: None,
         }
     }
 }

@@ -127,6 +127,8 @@ async fn enqueue_many<'e>(
     let (mut handlers, mut queues, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
     let (mut is_json, mut keys, mut priorities) = (Vec::new(), Vec::new(), Vec::new());
     let (mut run_at, mut max_attempts, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut backoff_base, mut backoff_cap): (Vec<Option<i64>>, Vec<Option<i64>>) =
+        (Vec::new(), Vec::new());
     for job in jobs {
         ids.push(Uuid::now_v7());
         handlers.push(job.handler.as_str());
@@ -144,7 +146,8 @@ async fn enqueue_many<'e>(
     }
     let rows = sqlx::query(
         "SELECT ord, job_id, state::text AS state, duplicate, conflict
-         FROM spool.enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12)",
+         FROM spool.enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12,
+                                 $13, $14)",
     )
     .bind(tenant_id)
     .bind(&ids)
@@ -158,6 +161,8 @@ async fn enqueue_many<'e>(
     .bind(&max_attempts)
     .bind(&limits)
     .bind(now)
+    .bind(&backoff_base)
+    .bind(&backoff_cap)
     .fetch_all(executor)
     .await?;
     let mut out = vec![None; n];

@@ -1,0 +1,207 @@
+//! Maintenance: counters kept right, history dropped by partition, done-records pruned but
+//! never while their job is pending, and one leader at a time.
+
+use std::time::Duration;
+
+use serde_json::json;
+use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::model::{ErrorKind, JobState, LimitSpec, NewJob};
+use spool::store::{Completion, Failure};
+use spool_tests::db::test_db;
+
+const LEASE: Duration = Duration::from_secs(10);
+
+fn maintenance(store: &spool::store::Store, retention: Duration) -> Maintenance {
+    Maintenance::new(
+        MaintenanceConfig {
+            history_retention: retention,
+            idempotency_retention: retention,
+            ..MaintenanceConfig::default()
+        },
+        store.clone(),
+    )
+}
+
+#[tokio::test]
+async fn counters_follow_every_transition() {
+    let db = test_db().await;
+    let t = db
+        .store
+        .tenant_create("acme", &LimitSpec::default(), 100, None)
+        .await
+        .unwrap()
+        .id;
+    let jobs: Vec<NewJob> = (0..6).map(|i| NewJob::json("h", &json!(i))).collect();
+    db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 4, "w", LEASE, None)
+        .await
+        .unwrap();
+    let done = Completion {
+        tenant_id: t,
+        id: claimed[0].id,
+        run_lease: claimed[0].run_lease,
+        result: vec![],
+        logs: json!([]),
+        store_writes: vec![],
+        enqueued: vec![],
+        retry_delay: None,
+    };
+    let fail = |i: usize, kind: ErrorKind, delay: Option<Duration>| Failure {
+        tenant_id: t,
+        id: claimed[i].id,
+        run_lease: claimed[i].run_lease,
+        attempt: 1,
+        kind,
+        message: "x".into(),
+        logs: json!([]),
+        retry_delay: delay,
+    };
+    db.store
+        .job_finish_many(
+            &[done],
+            &[
+                fail(1, ErrorKind::Error, Some(Duration::from_secs(60))),
+                fail(2, ErrorKind::Permanent, None),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let m = maintenance(&db.store, Duration::from_secs(86_400));
+    assert!(m.fold_once().await.unwrap() > 0);
+    let counts = db.store.queue_counts().await.unwrap();
+    let n = |state: JobState| counts.iter().find(|c| c.state == state).map_or(0, |c| c.n);
+    assert_eq!(n(JobState::Available), 2);
+    assert_eq!(n(JobState::Running), 1);
+    assert_eq!(n(JobState::Retryable), 1);
+    assert_eq!(n(JobState::Completed), 1);
+    assert_eq!(n(JobState::Dead), 1);
+    // Folding again changes nothing; unfolded deltas are counted too.
+    db.store
+        .job_cancel(
+            t,
+            db.store
+                .job_ids_in_state(t, JobState::Available, 1)
+                .await
+                .unwrap()[0],
+        )
+        .await
+        .unwrap();
+    let counts = db.store.queue_counts().await.unwrap();
+    let n = |state: JobState| counts.iter().find(|c| c.state == state).map_or(0, |c| c.n);
+    assert_eq!(n(JobState::Available), 1);
+    assert_eq!(n(JobState::Cancelled), 1);
+}
+
+#[tokio::test]
+async fn old_history_goes_by_whole_partitions() {
+    let db = test_db().await;
+    let m = maintenance(&db.store, Duration::from_secs(7 * 86_400));
+    let (created, _, _) = m.prune_once().await.unwrap();
+    assert_eq!(
+        created, 0,
+        "the migration made today's and three days ahead"
+    );
+    db.store
+        .admin_execute(
+            "CREATE TABLE spool.job_history_20200101 PARTITION OF spool.job_history
+             FOR VALUES FROM ('2020-01-01 00:00+00') TO ('2020-01-02 00:00+00')",
+        )
+        .await
+        .unwrap();
+    let (created, dropped, _) = m.prune_once().await.unwrap();
+    assert_eq!((created, dropped), (0, 1));
+}
+
+#[tokio::test]
+async fn done_records_are_pruned_but_never_a_pending_jobs_key() {
+    let db = test_db().await;
+    let t = db
+        .store
+        .tenant_create("acme", &LimitSpec::default(), 100, None)
+        .await
+        .unwrap()
+        .id;
+    let mut a = NewJob::json("h", &json!("a"));
+    a.idempotency_key = Some("done-key".into());
+    let mut b = NewJob::json("h", &json!("b"));
+    b.idempotency_key = Some("pending-key".into());
+    db.store
+        .job_enqueue_many(t, &[a.clone()], None)
+        .await
+        .unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 1, "w", LEASE, None)
+        .await
+        .unwrap();
+    let done = Completion {
+        tenant_id: t,
+        id: claimed[0].id,
+        run_lease: claimed[0].run_lease,
+        result: vec![],
+        logs: json!([]),
+        store_writes: vec![],
+        enqueued: vec![],
+        retry_delay: None,
+    };
+    db.store.job_finish_many(&[done], &[], None).await.unwrap();
+    db.store
+        .job_enqueue_many(t, &[b.clone()], None)
+        .await
+        .unwrap();
+
+    let m = maintenance(&db.store, Duration::ZERO);
+    let (_, _, pruned) = m.prune_once().await.unwrap();
+    assert_eq!(pruned, 1, "only the done-record");
+    // The pending job's key still deduplicates; the pruned key is free again.
+    let again = db.store.job_enqueue_many(t, &[b, a], None).await.unwrap();
+    assert!(again[0].duplicate);
+    assert!(!again[1].duplicate && !again[1].conflict);
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_until_its_lease_lapses() {
+    let db = test_db().await;
+    let ttl = Duration::from_millis(300);
+    assert!(
+        db.store
+            .lease_acquire("maintenance", "a", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .lease_acquire("maintenance", "b", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.store
+            .lease_acquire("maintenance", "a", ttl)
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !db
+        .store
+        .lease_acquire("maintenance", "b", ttl)
+        .await
+        .unwrap()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lapsed lease was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !db.store
+            .lease_acquire("maintenance", "a", ttl)
+            .await
+            .unwrap()
+    );
+}
