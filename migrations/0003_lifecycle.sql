@@ -277,9 +277,9 @@ BEGIN
             RETURNING k.job_id
         )
         SELECT array_agg(f.tenant_id), array_agg(f.id), array_agg(f.result), array_agg(f.logs),
-               array_agg(NOT EXISTS (SELECT 1 FROM done d WHERE d.job_id = f.id))
+               array_agg(d.job_id IS NULL)
         INTO f_tenants, f_ids, f_results, f_logs, f_dups
-        FROM fenced f;
+        FROM fenced f LEFT JOIN done d ON d.job_id = f.id;
         PERFORM spool.finish_jobs(f_tenants, f_ids, 'completed', f_results, f_logs, f_dups,
                                   array_fill(NULL::jsonb, ARRAY[coalesce(cardinality(f_ids), 0)]),
                                   v_now);
@@ -290,12 +290,13 @@ BEGIN
 
     IF v_fast THEN
         RETURN QUERY
-        SELECT i.id, CASE WHEN d.dup THEN 'duplicate' ELSE 'completed' END
-        FROM unnest(f_ids, f_dups) AS d(id, dup) JOIN unnest(p_ids) AS i(id) ON i.id = d.id;
+        SELECT d.id, CASE WHEN d.dup THEN 'duplicate' ELSE 'completed' END
+        FROM unnest(f_ids, f_dups) AS d(id, dup);
         RETURN QUERY
         SELECT i.id, 'stale'
         FROM unnest(p_ids, p_effects) AS i(id, effects)
-        WHERE i.effects IS NULL AND NOT (i.id = ANY (coalesce(f_ids, '{}')));
+        LEFT JOIN unnest(f_ids) AS f(id) ON f.id = i.id
+        WHERE i.effects IS NULL AND f.id IS NULL;
     END IF;
 
     -- One subtransaction per job with effects (or every job, when the fast path failed).
