@@ -445,3 +445,31 @@ async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
         "effects discarded"
     );
 }
+
+#[tokio::test]
+async fn a_job_may_choose_its_own_backoff_and_attempts() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let mut job = NewJob::json("hello", &json!({}));
+    job.backoff = Some((Duration::from_millis(50), Duration::from_millis(400)));
+    job.max_attempts = Some(7);
+    db.store
+        .job_enqueue_many(t, &[job, NewJob::json("hello", &json!(1))], None)
+        .await
+        .unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 2, "w", LEASE, None)
+        .await
+        .unwrap();
+    let (chosen, default): (Vec<_>, Vec<_>) = claimed.iter().partition(|j| j.max_attempts == 7);
+    assert_eq!(
+        (chosen[0].backoff_base_ms, chosen[0].backoff_cap_ms),
+        (50, 400)
+    );
+    assert_eq!(
+        (default[0].backoff_base_ms, default[0].backoff_cap_ms),
+        (1000, 3_600_000)
+    );
+    assert_eq!(default[0].max_attempts, 20);
+}

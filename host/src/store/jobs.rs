@@ -143,6 +143,8 @@ async fn enqueue_many<'e>(
             job.limits
                 .map(|l| serde_json::to_value(l).expect("limits serialize")),
         );
+        backoff_base.push(job.backoff.map(|(base, _)| ms(base)));
+        backoff_cap.push(job.backoff.map(|(_, cap)| ms(cap)));
     }
     let rows = sqlx::query(
         "SELECT ord, job_id, state::text AS state, duplicate, conflict
