@@ -4,6 +4,7 @@
 //! in the real runtime.
 
 mod cache;
+mod durability;
 mod enqueue;
 mod lifecycle;
 mod limits;
