@@ -162,7 +162,13 @@ impl Maintenance {
         let mut leader = false;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    if leader {
+                        // Hand leadership over now rather than when the lease lapses.
+                        let _ = self.store.lease_release(LEADER_LEASE, &c.node).await;
+                    }
+                    return;
+                }
                 _ = leader_tick.tick() => {
                     let was = leader;
                     leader = self

@@ -116,6 +116,16 @@ impl Store {
             .await?)
     }
 
+    /// Gives up the lease `name` if `holder` holds it, so another node can take over at once.
+    pub async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM spool.leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes done-records and unused idempotency keys older than `retention`, at most
     /// `limit`, never one whose job is still pending. Returns how many.
     pub async fn idempotency_prune(&self, retention: Duration, limit: u32) -> Result<u64> {
