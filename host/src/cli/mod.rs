@@ -1,5 +1,6 @@
 //! Command-line parsing and the wiring behind each subcommand. The only place `anyhow` is used.
 
+mod bench;
 mod demo;
 mod run;
 mod worker;
@@ -26,6 +27,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Apply the database migrations.
     Migrate(worker::MigrateArgs),
+    /// Measure throughput and latency against a fresh database of its own, and print JSON.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
             Command::Worker(args) => worker::worker(args).await,
             Command::Migrate(args) => worker::migrate(args).await,
             Command::Demo(args) => demo::demo(args).await,
+            Command::Bench(args) => bench::bench(args).await,
         }
     });
     match result {

@@ -5,6 +5,7 @@
 //! Every function that moves time-dependent state takes `now: Option<DateTime<Utc>>`: `None`
 //! is the database's clock, `Some` lets tests drive time.
 
+mod bench;
 mod handlers;
 mod jobs;
 mod kv;

@@ -1,0 +1,441 @@
+//! `spool bench`: throughput and latency of the whole path (enqueue, claim, a sandboxed
+//! attempt, group commit) against a fresh database of its own.
+//!
+//! The bench creates `spool_bench_<random>` on the server `--database-url` names, migrates it,
+//! creates a tenant and uploads the component as its handler, then runs three phases with one
+//! worker (plus maintenance) in this process, configured as `spool worker` would be:
+//!
+//! 1. **enqueue**: `--jobs` no-op jobs in batches of `--batch`, one statement per batch, into
+//!    an idle queue (the worker is not started yet) → enqueue jobs/s;
+//! 2. **burn-down**: the worker starts on the full queue; the time until every job has
+//!    committed → burn-down jobs/s;
+//! 3. **latency**: jobs offered at `--rate` per second for `--latency-secs`, enqueued in small
+//!    batches every 10 ms while the worker runs; enqueue→start (`created_at` → `attempted_at`,
+//!    both database clocks) p50/p99/max, computed in SQL from history.
+//!
+//! The database is dropped at the end (also after an error or Ctrl-C) unless `--keep`.
+//!
+//! The default handler is the `hostile` test fixture with payload `{"action":"ok"}`: it
+//! returns `{"ok":true}` without logging or printing anything, so it is the cheapest real
+//! component the workspace builds (`hello` costs about as much to run but writes a log line
+//! and a stdout line into every job's record). Every attempt still runs in a fresh sandbox
+//! with the default limits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::model::{LimitSpec, NewJob};
+use spool::runtime::{Runtime, RuntimeConfig, cache};
+use spool::store::Store;
+use spool::worker::{Worker, WorkerConfig, WorkerStats};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The handler name the component is uploaded under.
+const HANDLER: &str = "bench-noop";
+/// How often the latency phase enqueues (at most; slower for rates under 100 jobs/s).
+const OFFER_TICK: Duration = Duration::from_millis(10);
+/// How long the bench waits without any job committing before it gives up.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Arguments of `spool bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The PostgreSQL server, as a URL; the bench makes (and drops) a database of its own
+    /// there, so the URL's database only needs to exist.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// No-op jobs to enqueue and burn down.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: u64,
+    /// Attempts the worker runs at once.
+    #[arg(long, default_value_t = 64)]
+    slots: usize,
+    /// The handler component. Default: the `hostile` fixture (see `--payload`), built by
+    /// `make guests`.
+    #[arg(long, default_value = "target/wasm32-wasip2/release/hostile.wasm")]
+    component: PathBuf,
+    /// The JSON payload of every job.
+    #[arg(long, default_value = r#"{"action":"ok"}"#)]
+    payload: String,
+    /// Jobs per enqueue statement in the enqueue phase.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// The offered rate of the latency phase, in jobs/s; 0 skips the phase.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// How long the latency phase offers jobs, in seconds; 0 skips the phase.
+    #[arg(long, default_value_t = 10)]
+    latency_secs: u64,
+    /// The most jobs the worker claims in one statement.
+    #[arg(long, default_value_t = WorkerConfig::default().claim_batch)]
+    claim_batch: u32,
+    /// How long the worker's completer gathers outcomes before committing, in milliseconds.
+    #[arg(long, default_value_t = WorkerConfig::default().commit_window.as_millis() as u64)]
+    commit_window_ms: u64,
+    /// The most outcomes committed in one transaction.
+    #[arg(long, default_value_t = WorkerConfig::default().commit_batch)]
+    commit_batch: usize,
+    /// The most database connections the bench (worker, maintenance, enqueuer) opens.
+    #[arg(long, default_value_t = 16)]
+    db_connections: u32,
+    /// Where compiled components are cached.
+    #[arg(long, env = "SPOOL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// SQL to run on the bench database after migrating it and before enqueueing: a changed
+    /// lifecycle function or a per-database setting to try without rebuilding.
+    #[arg(long)]
+    setup_sql: Option<PathBuf>,
+    /// Keep the bench database instead of dropping it (its name is printed on stderr).
+    #[arg(long)]
+    keep: bool,
+    /// Print only the JSON report on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Enqueue→start latency of the latency phase.
+struct Latency {
+    jobs: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// What the bench reads before it touches the database.
+struct Inputs {
+    /// The `--setup-sql` file's text.
+    setup_sql: Option<String>,
+    /// The component's bytes.
+    component: Vec<u8>,
+    /// The job enqueued over and over.
+    job: NewJob,
+}
+
+/// What the phases measured.
+struct Measured {
+    enqueue_jobs_per_s: f64,
+    burn_down_jobs_per_s: f64,
+    burn_down_secs: f64,
+    latency: Option<Latency>,
+}
+
+/// Runs the bench and prints its report.
+pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.jobs == 0 || args.batch == 0 || args.slots == 0 {
+        bail!("--jobs, --batch and --slots must be at least 1");
+    }
+    let payload: Value = serde_json::from_str(&args.payload).context("--payload is not JSON")?;
+    let setup_sql = match &args.setup_sql {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let bytes = std::fs::read(&args.component).with_context(|| {
+        format!(
+            "reading {} (build the guests with `make guests`, or pass --component)",
+            args.component.display()
+        )
+    })?;
+    let worker_config = WorkerConfig {
+        slots: args.slots,
+        claim_batch: args.claim_batch,
+        commit_window: Duration::from_millis(args.commit_window_ms),
+        commit_batch: args.commit_batch,
+        ..WorkerConfig::default()
+    };
+    worker_config.validate().map_err(anyhow::Error::msg)?;
+    // The runtime `spool worker` would build for these slots; compiling happens here, before
+    // anything is timed.
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: args.cache_dir.clone().or_else(super::default_cache_dir),
+        max_instances: (args.slots as u32).max(4) * 2,
+        ..RuntimeConfig::default()
+    })?);
+    runtime
+        .load(&bytes)
+        .await
+        .with_context(|| format!("loading {}", args.component.display()))?;
+
+    let admin = Store::connect(&args.database_url, 2)
+        .await
+        .context("connecting to the database server")?;
+    let postgres_version = admin.server_version().await?;
+    let database = format!("spool_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    admin
+        .bench_database_create(&database)
+        .await
+        .with_context(|| format!("creating the bench database {database}"))?;
+
+    let inputs = Inputs {
+        setup_sql,
+        job: NewJob::json(HANDLER, &payload),
+        component: bytes,
+    };
+    let shutdown = CancellationToken::new();
+    let measured = tokio::select! {
+        m = run(&args, &database, &inputs, worker_config, runtime, shutdown.clone()) => m,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // Stops the worker if the phases ended early (an error, Ctrl-C).
+    shutdown.cancel();
+    if args.keep {
+        eprintln!("spool bench: kept database {database}");
+    } else if let Err(e) = admin.bench_database_drop(&database).await {
+        eprintln!("spool bench: could not drop database {database}: {e}");
+    }
+    admin.close().await;
+    let measured = measured?;
+
+    let report = json!({
+        "jobs": args.jobs,
+        "slots": args.slots,
+        "enqueue_jobs_per_s": measured.enqueue_jobs_per_s.round(),
+        "burn_down_jobs_per_s": measured.burn_down_jobs_per_s.round(),
+        "latency": measured.latency.as_ref().map(|l| json!({
+            "offered_rate": args.rate,
+            "secs": args.latency_secs,
+            "jobs": l.jobs,
+            "p50_ms": round3(l.p50_ms),
+            "p99_ms": round3(l.p99_ms),
+            "max_ms": round3(l.max_ms),
+        })),
+        "component": args.component.display().to_string(),
+        "payload": payload,
+        "postgres_version": postgres_version,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "batch": args.batch,
+        "database": database,
+        "database_kept": args.keep,
+        "worker": {
+            "claim_batch": args.claim_batch,
+            "commit_window_ms": args.commit_window_ms,
+            "commit_batch": args.commit_batch,
+            "db_connections": args.db_connections,
+        },
+    });
+    if !args.json {
+        print_human(&args, &measured, &postgres_version);
+    }
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn print_human(args: &BenchArgs, m: &Measured, postgres_version: &str) {
+    println!(
+        "spool bench: {} jobs of {} {}, {} slots, PostgreSQL {postgres_version}",
+        args.jobs,
+        args.component.display(),
+        args.payload,
+        args.slots
+    );
+    println!(
+        "  enqueue    {:>9.0} jobs/s  (batches of {})",
+        m.enqueue_jobs_per_s, args.batch
+    );
+    println!(
+        "  burn-down  {:>9.0} jobs/s  ({:.2} s)",
+        m.burn_down_jobs_per_s, m.burn_down_secs
+    );
+    match &m.latency {
+        Some(l) => println!(
+            "  enqueue→start at {} jobs/s for {} s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            args.rate, args.latency_secs, l.p50_ms, l.p99_ms, l.max_ms
+        ),
+        None => println!("  latency phase skipped"),
+    }
+}
+
+/// Runs the three phases against the fresh database `database`.
+async fn run(
+    args: &BenchArgs,
+    database: &str,
+    inputs: &Inputs,
+    worker_config: WorkerConfig,
+    runtime: Arc<Runtime>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Measured> {
+    let store = Store::connect_database(&args.database_url, database, args.db_connections)
+        .await
+        .with_context(|| format!("connecting to {database}"))?;
+    store.migrate().await?;
+    if let Some(sql) = &inputs.setup_sql {
+        store
+            .admin_execute(sql)
+            .await
+            .context("running the --setup-sql file")?;
+    }
+    // The tenant's running cap must never be what limits the bench: besides the attempts in
+    // the slots, every attempt that finished and waits for its commit still counts as
+    // running, and a claim cut short by the cap leaves the producer idle until its next poll.
+    let max_running = i32::MAX as u32;
+    let tenant = store
+        .tenant_create("bench", &LimitSpec::default(), max_running, None)
+        .await?;
+    store
+        .handler_put(
+            tenant.id,
+            HANDLER,
+            &cache::digest(&inputs.component),
+            &inputs.component,
+        )
+        .await?;
+    let job = &inputs.job;
+
+    // Phase 1: enqueue into an idle queue.
+    let bar = progress(args.jobs, "enqueue");
+    let started = Instant::now();
+    let mut left = args.jobs;
+    while left > 0 {
+        let n = left.min(args.batch as u64);
+        let jobs = vec![job.clone(); n as usize];
+        store.job_enqueue_many(tenant.id, &jobs, None).await?;
+        left -= n;
+        bar.inc(n);
+    }
+    let enqueue_secs = started.elapsed().as_secs_f64();
+    bar.finish();
+
+    // Phase 2: burn down with the worker (and maintenance) as `spool worker` runs them.
+    let maintenance = Maintenance::new(
+        MaintenanceConfig {
+            node: worker_config.id.clone(),
+            ..MaintenanceConfig::default()
+        },
+        store.clone(),
+    );
+    let worker = Arc::new(Worker::new(worker_config, store.clone(), runtime));
+    let bar = progress(args.jobs, "burn-down");
+    let started = Instant::now();
+    let maintenance = tokio::spawn({
+        let token = shutdown.clone();
+        async move { maintenance.run(token).await }
+    });
+    let running = tokio::spawn({
+        let (worker, token) = (worker.clone(), shutdown.clone());
+        async move { worker.run(token).await }
+    });
+    wait_for(&worker, args.jobs, &bar).await?;
+    let burn_down_secs = started.elapsed().as_secs_f64();
+    bar.finish();
+
+    // Phase 3: latency at an offered rate.
+    let total = u64::from(args.rate) * args.latency_secs;
+    let latency = if total > 0 {
+        let bar = progress(total, "latency");
+        let ids = offer(&store, tenant.id, job, args.rate, total, &bar).await?;
+        wait_for(&worker, args.jobs + total, &bar).await?;
+        bar.finish();
+        let l = store.job_start_latency(tenant.id, &ids).await?;
+        Some(Latency {
+            jobs: l.jobs,
+            p50_ms: l.p50_ms,
+            p99_ms: l.p99_ms,
+            max_ms: l.max_ms,
+        })
+    } else {
+        None
+    };
+
+    shutdown.cancel();
+    let _ = running.await;
+    let _ = maintenance.await;
+    store.close().await;
+    Ok(Measured {
+        enqueue_jobs_per_s: args.jobs as f64 / enqueue_secs,
+        burn_down_jobs_per_s: args.jobs as f64 / burn_down_secs,
+        burn_down_secs,
+        latency,
+    })
+}
+
+/// Returns a progress bar on stderr (drawn only when stderr is a terminal).
+fn progress(len: u64, phase: &'static str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>9} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {per_sec}",
+        )
+        .expect("a valid template"),
+    );
+    bar.set_prefix(phase);
+    bar
+}
+
+/// Jobs the worker has finished with: committed, or found done already.
+fn settled(stats: &WorkerStats) -> u64 {
+    stats.completed + stats.duplicates
+}
+
+/// Waits until the worker has settled `target` jobs in all, moving `bar` along; fails if an
+/// attempt fails (a no-op must not) or nothing commits for [`STALL_TIMEOUT`].
+async fn wait_for(worker: &Worker, target: u64, bar: &ProgressBar) -> anyhow::Result<()> {
+    let base = target - bar.length().unwrap_or(0);
+    let mut last = (settled(&worker.stats()), Instant::now());
+    loop {
+        let stats = worker.stats();
+        let done = settled(&stats);
+        if stats.failed > 0 {
+            bail!(
+                "{} attempts failed: the component is not a no-op for this payload \
+                 (try it with `spool run COMPONENT --payload JSON`)",
+                stats.failed
+            );
+        }
+        bar.set_position(done.saturating_sub(base).min(bar.length().unwrap_or(0)));
+        if done >= target {
+            return Ok(());
+        }
+        if done != last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > STALL_TIMEOUT {
+            bail!("no job committed for {STALL_TIMEOUT:?}: {done} of {target} done; {stats:?}");
+        }
+        // Fine enough that the burn-down's end is seen within a fraction of a percent.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Enqueues `total` copies of `job` at `rate` jobs/s, in small batches on a timer, and
+/// returns their ids. A tick that comes late enqueues what is due by then, so the offered
+/// rate holds on average even when one enqueue is slow.
+async fn offer(
+    store: &Store,
+    tenant_id: i64,
+    job: &NewJob,
+    rate: u32,
+    total: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<Uuid>> {
+    let tick = OFFER_TICK.max(Duration::from_secs(1) / rate.max(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ids = Vec::with_capacity(total as usize);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < total {
+        interval.tick().await;
+        let due = ((started.elapsed().as_secs_f64() * f64::from(rate)) as u64).min(total);
+        if due <= sent {
+            continue;
+        }
+        let jobs = vec![job.clone(); (due - sent) as usize];
+        let enqueued = store.job_enqueue_many(tenant_id, &jobs, None).await?;
+        ids.extend(enqueued.iter().map(|e| e.id));
+        sent = due;
+        // The bar counts committed jobs; enqueueing shows in its message.
+        bar.set_message(format!("offered {sent}"));
+    }
+    Ok(ids)
+}
