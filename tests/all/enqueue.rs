@@ -4,17 +4,10 @@
 use std::time::Duration;
 
 use serde_json::json;
-use spool::model::{JobState, LimitSpec, NewJob};
+use spool::model::{JobState, NewJob};
 use spool::store::Store;
 use spool_tests::db::test_db;
-
-async fn tenant(store: &Store, name: &str, max_running: u32) -> i64 {
-    store
-        .tenant_create(name, &LimitSpec::default(), max_running, None)
-        .await
-        .unwrap()
-        .id
-}
+use spool_tests::factory::tenant;
 
 fn keyed(key: &str, payload: serde_json::Value) -> NewJob {
     let mut job = NewJob::json("hello", &payload);

@@ -4,37 +4,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use spool::model::{ErrorKind, Expected, JobState, LimitSpec, NewJob, StoreWrite};
-use spool::store::{Completion, CompletionStatus, Failure, Store};
+use spool::model::{ErrorKind, Expected, JobState, NewJob, StoreWrite};
+use spool::store::{Completion, CompletionStatus, Failure};
 use spool::worker::retry_delay;
 use spool_tests::db::test_db;
+use spool_tests::factory::{success, tenant};
 use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(10);
 
-async fn tenant(store: &Store, name: &str, max_running: u32) -> i64 {
-    store
-        .tenant_create(name, &LimitSpec::default(), max_running, None)
-        .await
-        .unwrap()
-        .id
-}
-
 fn t0() -> DateTime<Utc> {
     "2030-01-01T00:00:00Z".parse().unwrap()
-}
-
-fn success(job: &spool::model::ClaimedJob, result: &str) -> Completion {
-    Completion {
-        tenant_id: job.tenant_id,
-        id: job.id,
-        run_lease: job.run_lease,
-        result: result.as_bytes().to_vec(),
-        logs: json!([]),
-        store_writes: vec![],
-        enqueued: vec![],
-        retry_delay: Some(Duration::from_secs(1)),
-    }
 }
 
 fn failure(job: &spool::model::ClaimedJob, kind: ErrorKind) -> Failure {

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use spool::maintenance::{Maintenance, MaintenanceConfig};
-use spool::model::{ErrorKind, JobState, LimitSpec, NewJob};
-use spool::store::{Completion, Failure};
+use spool::model::{ErrorKind, JobState, NewJob};
+use spool::store::Failure;
 use spool_tests::db::test_db;
+use spool_tests::factory::{success, tenant};
 
 const LEASE: Duration = Duration::from_secs(10);
 
@@ -25,12 +26,7 @@ fn maintenance(store: &spool::store::Store, retention: Duration) -> Maintenance 
 #[tokio::test]
 async fn counters_follow_every_transition() {
     let db = test_db().await;
-    let t = db
-        .store
-        .tenant_create("acme", &LimitSpec::default(), 100, None)
-        .await
-        .unwrap()
-        .id;
+    let t = tenant(&db.store, "acme", 100).await;
     let jobs: Vec<NewJob> = (0..6).map(|i| NewJob::json("h", &json!(i))).collect();
     db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
     let claimed = db
@@ -38,16 +34,7 @@ async fn counters_follow_every_transition() {
         .job_claim("default", 4, "w", LEASE, None)
         .await
         .unwrap();
-    let done = Completion {
-        tenant_id: t,
-        id: claimed[0].id,
-        run_lease: claimed[0].run_lease,
-        result: vec![],
-        logs: json!([]),
-        store_writes: vec![],
-        enqueued: vec![],
-        retry_delay: None,
-    };
+    let done = success(&claimed[0], "");
     let fail = |i: usize, kind: ErrorKind, delay: Option<Duration>| Failure {
         tenant_id: t,
         id: claimed[i].id,
@@ -118,12 +105,7 @@ async fn old_history_goes_by_whole_partitions() {
 #[tokio::test]
 async fn done_records_are_pruned_but_never_a_pending_jobs_key() {
     let db = test_db().await;
-    let t = db
-        .store
-        .tenant_create("acme", &LimitSpec::default(), 100, None)
-        .await
-        .unwrap()
-        .id;
+    let t = tenant(&db.store, "acme", 100).await;
     let mut a = NewJob::json("h", &json!("a"));
     a.idempotency_key = Some("done-key".into());
     let mut b = NewJob::json("h", &json!("b"));
@@ -137,16 +119,7 @@ async fn done_records_are_pruned_but_never_a_pending_jobs_key() {
         .job_claim("default", 1, "w", LEASE, None)
         .await
         .unwrap();
-    let done = Completion {
-        tenant_id: t,
-        id: claimed[0].id,
-        run_lease: claimed[0].run_lease,
-        result: vec![],
-        logs: json!([]),
-        store_writes: vec![],
-        enqueued: vec![],
-        retry_delay: None,
-    };
+    let done = success(&claimed[0], "");
     db.store.job_finish_many(&[done], &[], None).await.unwrap();
     db.store
         .job_enqueue_many(t, &[b.clone()], None)

@@ -2,6 +2,7 @@
 //! runtime shared by the tests of one binary.
 
 pub mod db;
+pub mod factory;
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};

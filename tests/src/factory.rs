@@ -1,0 +1,29 @@
+//! Test factories: rows in any state with the fewest words.
+
+use std::time::Duration;
+
+use spool::model::{ClaimedJob, LimitSpec};
+use spool::store::{Completion, Store};
+
+/// Creates a tenant with default limits and `max_running`, returning its id.
+pub async fn tenant(store: &Store, name: &str, max_running: u32) -> i64 {
+    store
+        .tenant_create(name, &LimitSpec::default(), max_running, None)
+        .await
+        .expect("creating a tenant")
+        .id
+}
+
+/// Returns a successful completion of a claimed `job` with `result` and no effects.
+pub fn success(job: &ClaimedJob, result: &str) -> Completion {
+    Completion {
+        tenant_id: job.tenant_id,
+        id: job.id,
+        run_lease: job.run_lease,
+        result: result.as_bytes().to_vec(),
+        logs: serde_json::json!([]),
+        store_writes: vec![],
+        enqueued: vec![],
+        retry_delay: Some(Duration::from_secs(1)),
+    }
+}
