@@ -124,6 +124,8 @@ struct Measured {
     burn_down_jobs_per_s: f64,
     burn_down_secs: f64,
     latency: Option<Latency>,
+    /// What the worker counted over the whole run.
+    stats: WorkerStats,
 }
 
 /// Runs the bench and prints its report.
@@ -182,7 +184,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let measured = tokio::select! {
         m = run(&args, &database, &inputs, worker_config, runtime, shutdown.clone()) => m,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
     };
     // Stops the worker if the phases ended early (an error, Ctrl-C).
     shutdown.cancel();
@@ -219,6 +221,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "commit_window_ms": args.commit_window_ms,
             "commit_batch": args.commit_batch,
             "db_connections": args.db_connections,
+            "claimed": measured.stats.claimed,
+            "completed": measured.stats.completed,
+            "stale": measured.stats.stale,
         },
     });
     if !args.json {
@@ -226,6 +231,16 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so that an interrupted bench still drops its database.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 fn round3(x: f64) -> f64 {
@@ -349,7 +364,7 @@ async fn run(
     };
 
     shutdown.cancel();
-    let _ = running.await;
+    let stats = running.await.unwrap_or_else(|_| worker.stats());
     let _ = maintenance.await;
     store.close().await;
     Ok(Measured {
@@ -357,6 +372,7 @@ async fn run(
         burn_down_jobs_per_s: args.jobs as f64 / burn_down_secs,
         burn_down_secs,
         latency,
+        stats,
     })
 }
 
