@@ -39,7 +39,7 @@ fn order(n: u32) -> NewJob {
         "email": format!("customer{n}@example.com"),
     });
     // Every fifth order's payment provider times out once or twice first.
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         payload["fail_times"] = json!(1 + n % 2);
     }
     if n == POISONED {

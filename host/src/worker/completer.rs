@@ -27,6 +27,7 @@ pub(crate) async fn run(
     mut finished: mpsc::UnboundedReceiver<Finished>,
     held: HeldJobs,
     stats: Arc<Mutex<WorkerStats>>,
+    committed: Arc<tokio::sync::Notify>,
 ) {
     let mut completions = Vec::new();
     let mut failures = Vec::new();
@@ -45,6 +46,8 @@ pub(crate) async fn run(
             }
         }
         commit(&store, &mut completions, &mut failures, &held, &stats).await;
+        // Wake a producer held back by the backpressure bound.
+        committed.notify_one();
     }
 }
 

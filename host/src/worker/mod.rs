@@ -156,6 +156,7 @@ impl Worker {
         let held: HeldJobs = Arc::default();
         let slots = Arc::new(Semaphore::new(self.config.slots));
         let wake = Arc::new(Notify::new());
+        let committed = Arc::new(Notify::new());
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
 
         let stop_background = CancellationToken::new();
@@ -165,6 +166,7 @@ impl Worker {
             finished_rx,
             held.clone(),
             self.stats.clone(),
+            committed.clone(),
         ));
         let heartbeat = tokio::spawn(heartbeat(
             self.store.clone(),
@@ -186,11 +188,19 @@ impl Worker {
         while !shutdown.is_cancelled() {
             // Reap finished attempt tasks so the set does not grow without bound.
             while attempts.try_join_next().is_some() {}
-            let free = slots.available_permits();
+            // Backpressure: slots are given back before outcomes commit, so also bound what
+            // is claimed and not yet committed; otherwise claims outrun a slow commit and
+            // every lease held meanwhile makes commits slower still.
+            let uncommitted = lock(&held).len();
+            let room = (self.config.slots + self.config.commit_batch).saturating_sub(uncommitted);
+            let free = slots.available_permits().min(room);
             if free == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = slots.acquire() => continue,
+                    _ = slots.acquire(), if room > 0 => continue,
+                    _ = committed.notified(), if room == 0 => continue,
+                    // Held jobs can also leave by losing their lease, with nothing to commit.
+                    _ = tokio::time::sleep(self.config.poll_interval), if room == 0 => continue,
                 }
             }
             let queue = &self.config.queues[queue_turn % self.config.queues.len()];
