@@ -696,7 +696,8 @@ async fn a_worker_recovers_by_itself_when_postgres_restarts() {
     eprintln!("took {:?}", started.elapsed());
 }
 
-/// Regression test for the heartbeat deadlocking with the group commit (migration 0004): a
+/// Regression test for the heartbeat deadlocking with the group commit (see spool.heartbeat in
+/// migrations/0003_lifecycle.sql): a
 /// job whose row another transaction holds (its commit under way) is skipped, not waited
 /// for, and not reported lost.
 #[tokio::test]
