@@ -8,7 +8,7 @@ use spool::model::{ErrorKind, Expected, JobState, NewJob, StoreWrite};
 use spool::store::{Completion, CompletionStatus, Failure};
 use spool::worker::retry_delay;
 use spool_tests::db::test_db;
-use spool_tests::factory::{success, tenant};
+use spool_tests::factory::{claimed, success, tenant};
 use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(10);
@@ -151,15 +151,7 @@ async fn a_failed_attempt_waits_out_its_backoff_then_runs_again() {
 async fn permanent_failures_are_dead_lettered_at_once() {
     let db = test_db().await;
     let t = tenant(&db.store, "acme", 10).await;
-    db.store
-        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], None)
-        .await
-        .unwrap();
-    let claimed = db
-        .store
-        .job_claim("default", 1, "w", LEASE, None)
-        .await
-        .unwrap();
+    let claimed = [claimed(&db.store, t, NewJob::json("hello", &json!({}))).await];
     let f = failure(&claimed[0], ErrorKind::Permanent);
     assert_eq!(f.retry_delay, None);
     db.store.job_finish_many(&[], &[f], None).await.unwrap();
@@ -390,15 +382,7 @@ async fn a_store_version_conflict_retries_the_job_with_kind_commit() {
 async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
     let db = test_db().await;
     let t = tenant(&db.store, "acme", 10).await;
-    db.store
-        .job_enqueue_many(t, &[NewJob::json("h", &json!({}))], None)
-        .await
-        .unwrap();
-    let claimed = db
-        .store
-        .job_claim("default", 1, "w", LEASE, None)
-        .await
-        .unwrap();
+    let claimed = [claimed(&db.store, t, NewJob::json("h", &json!({}))).await];
     // Another job already committed this key (for example through a second path).
     db.store
         .admin_execute(&format!(

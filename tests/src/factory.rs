@@ -27,3 +27,17 @@ pub fn success(job: &ClaimedJob, result: &str) -> Completion {
         retry_delay: Some(Duration::from_secs(1)),
     }
 }
+
+/// Enqueues `job` for `tenant` and claims it (with a 10 s lease), returning the claim.
+pub async fn claimed(store: &Store, tenant: i64, job: spool::model::NewJob) -> ClaimedJob {
+    store
+        .job_enqueue_many(tenant, &[job], None)
+        .await
+        .expect("enqueueing a job");
+    let mut claimed = store
+        .job_claim("default", 1, "w", Duration::from_secs(10), None)
+        .await
+        .expect("claiming a job");
+    assert_eq!(claimed.len(), 1, "the job was claimed");
+    claimed.remove(0)
+}
