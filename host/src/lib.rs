@@ -4,9 +4,12 @@
 //! sandbox ([`runtime`]) with the host capabilities of [`capabilities`]. See DESIGN.md for the
 //! architecture and the contracts between the modules.
 
+pub mod alerts;
+pub mod api;
 pub mod capabilities;
 pub mod devdb;
 pub mod maintenance;
+pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod store;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use spool::devdb::{Cluster, ClusterConfig};
-use spool::model::{JobState, LimitSpec, NewJob};
+use spool::model::{JobState, NewJob, TenantLimitSpec};
 use spool::sqlx::{self, PgPool, Row};
 use spool::store::Store;
 use spool_tests::db::test_db;
@@ -175,7 +175,7 @@ impl Drop for WorkerProcess {
 /// rather than seconds. Returns the tenant's id.
 async fn setup(store: &Store) -> i64 {
     let tenant = store
-        .tenant_create("acme", &LimitSpec::default(), 1000, None)
+        .tenant_create("acme", &TenantLimitSpec { max_running: Some(1000), ..TenantLimitSpec::default() }, None)
         .await
         .unwrap()
         .id;

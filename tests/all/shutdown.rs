@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spool::model::{JobState, LimitSpec, NewJob};
+use spool::model::{JobState, NewJob, TenantLimitSpec};
 use spool_tests::db::{TestDb, test_db};
 use spool_tests::{component, components_dir, workspace_root};
 use uuid::Uuid;
@@ -44,7 +44,7 @@ fn signal(child: &Child, name: &str) {
 async fn setup(db: &TestDb, sleep_ms: u64) -> (i64, Uuid) {
     let t = db
         .store
-        .tenant_create("acme", &LimitSpec::default(), 10, None)
+        .tenant_create("acme", &TenantLimitSpec { max_running: Some(10), ..TenantLimitSpec::default() }, None)
         .await
         .unwrap();
     let bytes = component("hostile");

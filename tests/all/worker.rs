@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spool::model::{JobState, LimitSpec, NewJob};
+use spool::model::{JobState, NewJob, TenantLimitSpec};
 use spool::runtime::{Runtime, RuntimeConfig};
 use spool::store::Store;
 use spool::worker::{Worker, WorkerConfig};
@@ -69,7 +69,7 @@ fn start(db: &TestDb) -> Running {
 async fn setup(db: &TestDb, handlers: &[(&str, &str)]) -> i64 {
     let t = db
         .store
-        .tenant_create("acme", &LimitSpec::default(), 100, None)
+        .tenant_create("acme", &TenantLimitSpec::default(), None)
         .await
         .unwrap()
         .id;

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use spool::model::{ClaimedJob, LimitSpec};
+use spool::model::{ClaimedJob, TenantLimitSpec};
 use spool::store::{Completion, Store};
 
 /// Creates a tenant with default limits and `max_running`, returning its id.
 pub async fn tenant(store: &Store, name: &str, max_running: u32) -> i64 {
     store
-        .tenant_create(name, &LimitSpec::default(), max_running, None)
+        .tenant_create(name, &TenantLimitSpec { max_running: Some(max_running), ..TenantLimitSpec::default() }, None)
         .await
         .expect("creating a tenant")
         .id

@@ -30,7 +30,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use spool::maintenance::{Maintenance, MaintenanceConfig};
-use spool::model::{LimitSpec, NewJob};
+use spool::model::NewJob;
 use spool::runtime::{Runtime, RuntimeConfig, cache};
 use spool::store::Store;
 use spool::worker::{Worker, WorkerConfig, WorkerStats};
@@ -296,7 +296,7 @@ async fn run(
     // running, and a claim cut short by the cap leaves the producer idle until its next poll.
     let max_running = i32::MAX as u32;
     let tenant = store
-        .tenant_create("bench", &LimitSpec::default(), max_running, None)
+        .tenant_create("bench", &spool::model::TenantLimitSpec { max_running: Some(max_running), ..Default::default() }, None)
         .await?;
     store
         .handler_put(

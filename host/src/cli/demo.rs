@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 use spool::maintenance::{Maintenance, MaintenanceConfig};
-use spool::model::{JobState, LimitSpec, NewJob};
+use spool::model::{JobState, NewJob, TenantLimitSpec};
 use spool::runtime::{Runtime, RuntimeConfig, cache};
 use spool::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -56,7 +56,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     store.migrate().await?;
     let tenant_name = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let tenant = store
-        .tenant_create(&tenant_name, &LimitSpec::default(), 50, None)
+        .tenant_create(&tenant_name, &TenantLimitSpec { max_running: Some(50), ..TenantLimitSpec::default() }, None)
         .await?;
     println!("Spool demo: tenant {tenant_name}, a day of orders for an online shop\n");
 

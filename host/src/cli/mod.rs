@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod run;
+mod serve;
 mod worker;
 
 use std::process::ExitCode;
@@ -13,14 +14,38 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "spool", version, about)]
 struct Cli {
+    /// How log lines are written to stderr: `human`, or `json` (one JSON object per line,
+    /// event fields such as `job.id` at the top level). Verbosity comes from `SPOOL_LOG`
+    /// (default `warn`; `info` shows every attempt).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SPOOL_LOG_FORMAT",
+        default_value_t = LogFormat::Human
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one attempt of a handler locally, without a database, and print what happened.
     Run(run::RunArgs),
+    /// Serve the HTTP API, run jobs and maintenance: the whole of Spool in one process.
+    Serve(serve::ServeArgs),
+    /// Start a private PostgreSQL under .spool/ and serve Spool on it, printing ready tokens.
+    Dev(serve::DevArgs),
     /// Run jobs: claim, execute in the sandbox, commit; plus maintenance unless disabled.
     Worker(worker::WorkerArgs),
     /// Run the order-fulfilment demo against DATABASE_URL.
@@ -34,7 +59,7 @@ enum Command {
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,6 +74,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Worker(args) => worker::worker(args).await,
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Dev(args) => serve::dev(args).await,
             Command::Migrate(args) => worker::migrate(args).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Bench(args) => bench::bench(args).await,
@@ -72,11 +99,17 @@ fn default_cache_dir() -> Option<std::path::PathBuf> {
     Some(base.join("spool").join("components"))
 }
 
-fn init_tracing() {
+/// Installs the log subscriber: stderr, filtered by `SPOOL_LOG` (default `warn`), in `format`.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPOOL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => subscriber.init(),
+        // Flattened: `{"timestamp", "level", "target", "message", "job.id", ...}`, so that
+        // log pipelines can index the fixed field names without knowing Spool.
+        LogFormat::Json => subscriber.json().flatten_event(true).init(),
+    }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A job's place in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for its `run_at`.
@@ -64,7 +64,7 @@ impl JobState {
 }
 
 /// Limits a job or tenant asks for; unset fields take the level above's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSpec {
     /// Fuel per attempt.
@@ -141,8 +141,8 @@ pub struct ClaimedJob {
     pub tenant_id: i64,
     /// The owning tenant's name.
     pub tenant: String,
-    /// The tenant's limits.
-    pub tenant_limits: LimitSpec,
+    /// The tenant's explicit limits.
+    pub tenant_limits: super::TenantLimitSpec,
     /// The job id.
     pub id: Uuid,
     /// The queue.

@@ -5,12 +5,14 @@ mod job;
 mod limits;
 mod outcome;
 mod retry;
+mod tenant;
 
 pub use effects::{EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite};
 pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, LimitSpec, NewJob};
 pub use limits::Limits;
 pub use outcome::{ErrorKind, Outcome};
 pub use retry::RetryPolicy;
+pub use tenant::{TenantLimitSpec, TenantLimits};
 
 /// One job as an attempt sees it: what the guest receives in `run`, plus whom it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,3 +63,125 @@ impl Store {
         .await?)
     }
 }
+
+/// A handler and its current version, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerInfo {
+    /// The handler name.
+    pub name: String,
+    /// The current version.
+    pub version: i32,
+    /// The current version's digest.
+    pub digest: String,
+    /// The current version's size in bytes.
+    pub size: i64,
+    /// When the current version was uploaded.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One version of a handler, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The version number.
+    pub version: i32,
+    /// Its digest.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// When it was uploaded.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn handler_info(row: sqlx::postgres::PgRow) -> Result<HandlerInfo> {
+    Ok(HandlerInfo {
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        digest: row.try_get("digest")?,
+        size: row.try_get::<i32, _>("size")? as i64,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const HANDLER_INFO: &str = "SELECT h.name, v.version, v.digest, v.size, h.updated_at
+     FROM spool.handlers h
+     JOIN spool.handler_versions v
+       ON v.tenant_id = h.tenant_id AND v.name = h.name AND v.version = h.current_version
+     WHERE h.tenant_id = $1";
+
+impl Store {
+    /// Lists a tenant's handlers, by name.
+    pub async fn handler_list(&self, tenant_id: i64) -> Result<Vec<HandlerInfo>> {
+        sqlx::query(&format!("{HANDLER_INFO} ORDER BY h.name"))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(handler_info)
+            .collect()
+    }
+
+    /// Returns one handler's current version and every version, newest first.
+    pub async fn handler_get(
+        &self,
+        tenant_id: i64,
+        name: &str,
+    ) -> Result<(HandlerInfo, Vec<VersionInfo>)> {
+        let row = sqlx::query(&format!("{HANDLER_INFO} AND h.name = $2"))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        let versions = sqlx::query(
+            "SELECT version, digest, size, created_at FROM spool.handler_versions
+             WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(VersionInfo {
+                version: row.try_get("version")?,
+                digest: row.try_get("digest")?,
+                size: row.try_get::<i32, _>("size")? as i64,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect::<Result<_>>()?;
+        Ok((handler_info(row)?, versions))
+    }
+
+    /// Deletes a handler and its versions. Jobs still pending for it fail when they run.
+    /// Returns `NotFound` when there was none.
+    pub async fn handler_delete(&self, tenant_id: i64, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM spool.handlers WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(super::StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM spool.handler_versions WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Returns which of `names` are handlers of the tenant.
+    pub async fn handler_existing(&self, tenant_id: i64, names: &[&str]) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM spool.handlers WHERE tenant_id = $1 AND name = ANY($2)",
+        )
+        .bind(tenant_id)
+        .bind(names)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -195,6 +195,23 @@ impl Store {
         enqueue_many(&self.pool, tenant_id, jobs, now).await
     }
 
+    /// Enqueues a batch all or none: if any job's key was used before with another payload,
+    /// nothing is enqueued and the answer is `Err(index)` of the first such job.
+    pub async fn job_enqueue_all_or_none(
+        &self,
+        tenant_id: i64,
+        jobs: &[NewJob],
+    ) -> Result<std::result::Result<Vec<Enqueued>, usize>> {
+        let mut tx = self.pool.begin().await?;
+        let enqueued = enqueue_many(&mut *tx, tenant_id, jobs, None).await?;
+        if let Some(index) = enqueued.iter().position(|e| e.conflict) {
+            tx.rollback().await?;
+            return Ok(Err(index));
+        }
+        tx.commit().await?;
+        Ok(Ok(enqueued))
+    }
+
     /// Enqueues jobs inside the caller's own transaction: they exist if and only if it
     /// commits. The transactional-enqueue path for applications sharing Spool's database.
     pub async fn job_enqueue_in(
@@ -376,6 +393,90 @@ impl Store {
             .bind(id)
             .fetch_one(&self.pool)
             .await?;
+        job(row)
+    }
+
+    /// Returns a page of a tenant's jobs, newest first, matching `filter`, with ids below
+    /// `before`, at most `limit`. Payloads, results and logs are left empty.
+    pub async fn job_list(
+        &self,
+        tenant_id: i64,
+        filter: &JobFilter,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let (state_filter, hot, history) = match filter.state {
+            Some(state) => (
+                format!("AND state = '{}'", state.as_str()),
+                !state.is_finished(),
+                state.is_finished(),
+            ),
+            None => (String::new(), true, true),
+        };
+        let sql = include_str!("sql/job_list.sql")
+            .replace("STATE_FILTER", &state_filter)
+            .replace("WHERE HOT", &format!("WHERE {hot}"))
+            .replace("WHERE HISTORY", &format!("WHERE {history}"));
+        sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(filter.queue.as_deref())
+            .bind(filter.handler.as_deref())
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(job)
+            .collect()
+    }
+
+    /// Returns the ids of a tenant's dead jobs matching `filter` (its state is ignored),
+    /// newest first, at most `limit`.
+    pub async fn job_dead_ids(
+        &self,
+        tenant_id: i64,
+        filter: &JobFilter,
+        limit: u32,
+    ) -> Result<Vec<Uuid>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM spool.job_history
+             WHERE tenant_id = $1 AND state = 'dead'
+               AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(filter.queue.as_deref())
+        .bind(filter.handler.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes dead jobs for good (and the enqueue-time keys that pointed at them, so the key
+    /// can be used again). Returns how many were deleted.
+    pub async fn job_discard_dead(&self, tenant_id: i64, ids: &[Uuid]) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(include_str!("sql/job_discard_dead.sql"))
+            .bind(tenant_id)
+            .bind(ids)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+}
+
+/// Which jobs a list asks for; `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Jobs in this state.
+    pub state: Option<JobState>,
+    /// Jobs of this queue.
+    pub queue: Option<String>,
+    /// Jobs of this handler.
+    pub handler: Option<String>,
+}
+
+fn job(row: sqlx::postgres::PgRow) -> Result<Job> {
+    {
         let state: String = row.try_get("state")?;
         let errors: Value = row.try_get("errors")?;
         Ok(Job {
@@ -399,7 +500,9 @@ impl Store {
             finished_at: row.try_get("finished_at")?,
         })
     }
+}
 
+impl Store {
     /// Returns the ids of a tenant's jobs in `state`, oldest first, at most `limit`.
     pub async fn job_ids_in_state(
         &self,

@@ -5,11 +5,13 @@
 //! Every function that moves time-dependent state takes `now: Option<DateTime<Utc>>`: `None`
 //! is the database's clock, `Some` lets tests drive time.
 
+mod alerts;
 mod bench;
 mod handlers;
 mod jobs;
 mod kv;
 mod maintenance;
+mod queues;
 mod tenants;
 
 use std::time::Duration;
@@ -17,11 +19,13 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-pub use handlers::HandlerVersion;
-pub use jobs::{Completion, CompletionStatus, Failure};
+pub use alerts::{Alert, AlertFigures, AlertKey, AlertState, AlertValue};
+pub use handlers::{HandlerInfo, HandlerVersion, VersionInfo};
+pub use jobs::{Completion, CompletionStatus, Failure, JobFilter};
 pub use kv::KvBackend;
 pub use maintenance::{ExpiredJob, QueueCount};
-pub use tenants::Tenant;
+pub use queues::QueueStats;
+pub use tenants::{Tenant, TokenInfo};
 
 /// The Postgres channel workers listen on; the payload is the queue name.
 pub const NOTIFY_CHANNEL: &str = "spool_jobs";

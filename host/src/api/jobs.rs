@@ -1,0 +1,767 @@
+//! `/v1/jobs`, `/v1/dead` and `/v1/queues`: enqueue (one or a batch), read, list, cancel,
+//! retry, the dead-letter queue, and queue statistics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::Scope;
+use super::error::{ApiJson, ApiPath, ApiQuery};
+use super::{ApiError, ApiResult, State};
+use crate::model::{
+    AttemptError, Enqueued, Job, JobState, LimitSpec, NewJob, TenantLimits, is_valid_name,
+};
+use crate::store::{JobFilter, StoreError, Tenant};
+
+/// Longest idempotency key, in bytes.
+const MAX_KEY_BYTES: usize = 512;
+/// Most attempts a job may ask for.
+const MAX_ATTEMPTS: u32 = 1_000;
+/// The default and largest page of a list.
+const PAGE: (u32, u32) = (100, 1_000);
+/// The window `completed_per_min` and `failed_per_min` average over.
+const RATE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// A job to enqueue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// The handler to run.
+    pub handler: String,
+    /// The payload: any JSON value; the guest receives its JSON text.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Object)]
+    pub payload: Option<Value>,
+    /// Raw payload bytes, base64, instead of `payload`.
+    #[serde(default)]
+    pub payload_base64: Option<String>,
+    /// The queue; `default` when absent.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Makes the enqueue idempotent: the same key and payload answer the first job.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Lower runs first; default 0.
+    #[serde(default)]
+    pub priority: Option<i16>,
+    /// When to run (RFC 3339); not with `delay_ms`.
+    #[serde(default)]
+    pub run_at: Option<DateTime<Utc>>,
+    /// Run after this many milliseconds; not with `run_at`.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Attempts in all (default: the handler's, else 25).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt limits, each at most the tenant's.
+    #[serde(default)]
+    pub limits: Option<LimitSpec>,
+}
+
+/// Keeps an explicit `null` apart from an absent field.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// `POST /v1/jobs/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 10,000 jobs, enqueued together: all or none.
+    pub jobs: Vec<JobRequest>,
+}
+
+/// What enqueueing one job did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnqueuedView {
+    /// The job's id (the earlier job's, for a duplicate).
+    pub id: Uuid,
+    /// Its state.
+    pub state: String,
+    /// The key was used before with the same payload: no new job.
+    pub duplicate: bool,
+}
+
+impl From<Enqueued> for EnqueuedView {
+    fn from(e: Enqueued) -> EnqueuedView {
+        EnqueuedView {
+            id: e.id,
+            state: e.state.as_str().to_string(),
+            duplicate: e.duplicate,
+        }
+    }
+}
+
+/// `POST /v1/jobs/batch`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchView {
+    /// One entry per job asked for, in order.
+    pub jobs: Vec<EnqueuedView>,
+}
+
+/// A job as answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    /// Its id.
+    pub id: Uuid,
+    /// The handler.
+    pub handler: String,
+    /// The queue.
+    pub queue: String,
+    /// Its state.
+    pub state: String,
+    /// Attempts made.
+    pub attempt: u32,
+    /// Attempts in all.
+    pub max_attempts: u32,
+    /// Priority.
+    pub priority: i16,
+    /// The idempotency key (the job id when none was given).
+    pub idempotency_key: String,
+    /// The payload, when it is JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The payload, base64, when it is not JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+    /// The result, once completed (JSON when it is).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// The result, base64, when it is not JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_base64: Option<String>,
+    /// Completed as a duplicate of an earlier job with the same key.
+    pub duplicate: bool,
+    /// Every failed attempt.
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<AttemptError>,
+    /// The last attempt's log lines.
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Value,
+    /// The job that enqueued this one.
+    pub parent_id: Option<Uuid>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it runs (or last ran).
+    pub run_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Splits bytes into JSON, when they are JSON text, or base64.
+fn json_or_base64(bytes: &[u8]) -> (Option<Value>, Option<String>) {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => (Some(value), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+    }
+}
+
+impl JobView {
+    fn of(job: Job, full: bool) -> JobView {
+        let (payload, payload_base64) = if full {
+            json_or_base64(&job.payload)
+        } else {
+            (None, None)
+        };
+        let (result, result_base64) = match &job.result {
+            Some(bytes) if full => json_or_base64(bytes),
+            _ => (None, None),
+        };
+        JobView {
+            id: job.id,
+            handler: job.handler,
+            queue: job.queue,
+            state: job.state.as_str().to_string(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            priority: job.priority,
+            idempotency_key: job.idempotency_key,
+            payload,
+            payload_base64,
+            result,
+            result_base64,
+            duplicate: job.duplicate,
+            errors: job.errors,
+            logs: job.logs,
+            parent_id: job.parent_id,
+            created_at: job.created_at,
+            run_at: job.run_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    /// The jobs, newest first (payloads, results and logs left out: see `GET /v1/jobs/{id}`).
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/jobs` and `GET /v1/dead` query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Jobs in this state.
+    pub state: Option<String>,
+    /// Jobs of this queue.
+    pub queue: Option<String>,
+    /// Jobs of this handler.
+    pub handler: Option<String>,
+    /// Page size: default 100, at most 1000.
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// (admin) The tenant to act for; read by the `Scope` extractor.
+    #[expect(
+        dead_code,
+        reason = "read from the query string by the Scope extractor"
+    )]
+    pub tenant: Option<String>,
+}
+
+/// `POST /v1/dead/retry` and `POST /v1/dead/discard`: ids, or a filter (nothing: all).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadSelection {
+    /// These dead jobs.
+    #[serde(default)]
+    pub ids: Option<Vec<Uuid>>,
+    /// Dead jobs of this handler.
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// Dead jobs of this queue.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// `POST /v1/dead/retry`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retried {
+    /// Jobs requeued.
+    pub retried: u64,
+}
+
+/// `POST /v1/dead/discard`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Discarded {
+    /// Jobs deleted.
+    pub discarded: u64,
+}
+
+/// One queue's statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// The queue name.
+    pub name: String,
+    /// Jobs per state.
+    #[schema(value_type = Object)]
+    pub counts: BTreeMap<String, i64>,
+    /// How long the oldest available job has waited since it became runnable.
+    pub oldest_available_age_ms: Option<u64>,
+    /// Jobs completed per minute, over the last five minutes.
+    pub completed_per_min: f64,
+    /// Attempts failed per minute, over the last five minutes.
+    pub failed_per_min: f64,
+}
+
+/// `GET /v1/queues`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    /// The tenant's queues, by name.
+    pub queues: Vec<QueueView>,
+}
+
+/// A job as it stands after cancel or retry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateView {
+    /// The job id.
+    pub id: Uuid,
+    /// Its state now.
+    pub state: String,
+}
+
+/// Turns one request into a job, or says what is wrong with it (`at` names it in a batch).
+fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob> {
+    let bad = |m: String| ApiError::unprocessable(format!("{at}{m}"));
+    if !is_valid_name(&req.handler) {
+        return Err(bad("handler: not a valid handler name".into()));
+    }
+    let (payload, payload_is_json) = match (req.payload, req.payload_base64) {
+        (Some(_), Some(_)) => {
+            return Err(bad("give payload or payload_base64, not both".into()));
+        }
+        (_, Some(b64)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| bad(format!("payload_base64: {e}")))?;
+            (bytes, false)
+        }
+        (value, None) => (
+            serde_json::to_vec(&value.unwrap_or(Value::Null)).expect("a JSON value serializes"),
+            true,
+        ),
+    };
+    if payload.len() > limits.max_payload_bytes as usize {
+        return Err(ApiError::too_large(format!(
+            "{at}payload: {} bytes, over this tenant's limit of {} bytes",
+            payload.len(),
+            limits.max_payload_bytes
+        )));
+    }
+    if let Some(queue) = &req.queue
+        && !is_valid_name(queue)
+    {
+        return Err(bad(
+            "queue: 1-64 characters of A-Za-z0-9._-, starting with a letter or digit".into(),
+        ));
+    }
+    if let Some(key) = &req.idempotency_key
+        && (key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control))
+    {
+        return Err(bad(format!(
+            "idempotency_key: 1-{MAX_KEY_BYTES} bytes without control characters"
+        )));
+    }
+    if let Some(m) = req.max_attempts
+        && !(1..=MAX_ATTEMPTS).contains(&m)
+    {
+        return Err(bad(format!("max_attempts: between 1 and {MAX_ATTEMPTS}")));
+    }
+    let run_at = match (req.run_at, req.delay_ms) {
+        (Some(_), Some(_)) => return Err(bad("give run_at or delay_ms, not both".into())),
+        (Some(at), None) => Some(at),
+        (None, Some(ms)) => {
+            let delay = chrono::Duration::try_milliseconds(ms.min(i64::MAX as u64) as i64)
+                .filter(|d| *d <= chrono::Duration::days(3650))
+                .ok_or_else(|| bad("delay_ms: at most ten years".into()))?;
+            Some(Utc::now() + delay)
+        }
+        (None, None) => None,
+    };
+    if let Some(asked) = &req.limits {
+        let over = [
+            ("fuel", asked.fuel, limits.fuel),
+            ("timeout_ms", asked.timeout_ms, limits.timeout_ms),
+            ("memory_mb", asked.memory_mb, limits.memory_mb),
+        ];
+        for (name, asked, cap) in over {
+            match asked {
+                Some(0) => return Err(bad(format!("limits.{name}: must be greater than 0"))),
+                Some(n) if n > cap => {
+                    return Err(bad(format!(
+                        "limits.{name}: {n} is over this tenant's cap of {cap}; a job may ask \
+                         for less than its tenant's limits, never more"
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(NewJob {
+        handler: req.handler,
+        payload,
+        payload_is_json,
+        queue: req.queue,
+        idempotency_key: req.idempotency_key,
+        priority: req.priority.unwrap_or(0),
+        run_at,
+        max_attempts: req.max_attempts,
+        limits: req.limits,
+        backoff: None,
+    })
+}
+
+/// Checks quotas and that every handler exists, then enqueues `jobs` in one transaction.
+/// A key reused with another payload refuses the whole batch with 409.
+async fn enqueue_jobs(
+    state: &State,
+    tenant: &Tenant,
+    jobs: Vec<NewJob>,
+) -> ApiResult<Vec<Enqueued>> {
+    state.quotas.take_rate(tenant, jobs.len())?;
+    state
+        .quotas
+        .check_pending(&state.store, tenant, jobs.len())
+        .await?;
+    let mut names: Vec<&str> = jobs.iter().map(|j| j.handler.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let existing = state.store.handler_existing(tenant.id, &names).await?;
+    if let Some(missing) = names.iter().find(|n| !existing.iter().any(|e| e == *n)) {
+        return Err(ApiError::unprocessable(format!(
+            "handler: no handler named {missing:?}; upload it with PUT /v1/handlers/{missing}"
+        )));
+    }
+    let enqueued = state
+        .store
+        .job_enqueue_all_or_none(tenant.id, &jobs)
+        .await?;
+    let enqueued = match enqueued {
+        Ok(enqueued) => enqueued,
+        Err(index) => {
+            let key = jobs[index].idempotency_key.as_deref().unwrap_or_default();
+            let at = if jobs.len() > 1 {
+                format!("jobs[{index}]: ")
+            } else {
+                String::new()
+            };
+            return Err(ApiError::conflict(format!(
+                "{at}idempotency key {key:?} was used before with a different payload"
+            )));
+        }
+    };
+    let fresh = enqueued.iter().filter(|e| !e.duplicate).count();
+    state.quotas.enqueued(tenant.id, fresh);
+    for (job, e) in jobs.iter().zip(&enqueued) {
+        if !e.duplicate {
+            state.metrics.jobs_enqueued(
+                &tenant.name,
+                job.queue.as_deref().unwrap_or(crate::model::DEFAULT_QUEUE),
+                &job.handler,
+                1,
+            );
+        }
+    }
+    Ok(enqueued)
+}
+
+/// Enqueues a job.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobRequest,
+    responses((status = 201, body = EnqueuedView), (status = 200, body = EnqueuedView,
+               description = "a duplicate: the key was used before with the same payload"),
+              (status = 409), (status = 413), (status = 422), (status = 429)),
+    security(("bearer" = [])))]
+pub async fn enqueue(
+    state: State,
+    Scope(tenant): Scope,
+    ApiJson(req): ApiJson<JobRequest>,
+) -> ApiResult<(StatusCode, Json<EnqueuedView>)> {
+    let job = new_job(req, &tenant.effective_limits(), "")?;
+    let enqueued = enqueue_jobs(&state, &tenant, vec![job]).await?;
+    let e = enqueued[0];
+    let status = if e.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(e.into())))
+}
+
+/// Enqueues up to 10,000 jobs at once, all or none.
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = BatchRequest,
+    responses((status = 201, body = BatchView), (status = 409), (status = 413), (status = 422),
+              (status = 429)),
+    security(("bearer" = [])))]
+pub async fn enqueue_batch(
+    state: State,
+    Scope(tenant): Scope,
+    ApiJson(req): ApiJson<BatchRequest>,
+) -> ApiResult<(StatusCode, Json<BatchView>)> {
+    if req.jobs.is_empty() {
+        return Err(ApiError::unprocessable("jobs: give at least one job"));
+    }
+    if req.jobs.len() > TenantLimits::MAX_BATCH {
+        return Err(ApiError::too_large(format!(
+            "jobs: {} jobs, over the batch limit of {}",
+            req.jobs.len(),
+            TenantLimits::MAX_BATCH
+        )));
+    }
+    let limits = tenant.effective_limits();
+    let jobs = req
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| new_job(r, &limits, &format!("jobs[{i}].")))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let enqueued = enqueue_jobs(&state, &tenant, jobs).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchView {
+            jobs: enqueued.into_iter().map(EnqueuedView::from).collect(),
+        }),
+    ))
+}
+
+fn job_id(raw: &str) -> ApiResult<Uuid> {
+    // A malformed id cannot name any job: the same answer as an unknown one.
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no job {raw:?}")))
+}
+
+async fn get_job(state: &State, tenant: &Tenant, id: Uuid) -> ApiResult<Job> {
+    match state.store.job_get(tenant.id, id).await {
+        Err(StoreError::NotFound) => Err(ApiError::not_found(format!("no job {id}"))),
+        r => Ok(r?),
+    }
+}
+
+/// Shows a job: payload, result, errors per attempt, logs.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    responses((status = 200, body = JobView), (status = 404)), security(("bearer" = [])))]
+pub async fn show(
+    state: State,
+    Scope(tenant): Scope,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<JobView>> {
+    let job = get_job(&state, &tenant, job_id(&id)?).await?;
+    Ok(Json(JobView::of(job, true)))
+}
+
+fn filter(q: &ListQuery) -> ApiResult<(JobFilter, Option<Uuid>, u32)> {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "state: {s:?} is not one of scheduled, available, running, retryable, \
+                 completed, dead, cancelled"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(PAGE.0);
+    if !(1..=PAGE.1).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: between 1 and {}",
+            PAGE.1
+        )));
+    }
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            Uuid::parse_str(c)
+                .map_err(|_| ApiError::bad_request("cursor: not a cursor this API gave"))?,
+        ),
+    };
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    Ok((
+        JobFilter {
+            state,
+            queue: nonempty(&q.queue),
+            handler: nonempty(&q.handler),
+        },
+        cursor,
+        limit,
+    ))
+}
+
+async fn page(
+    state: &State,
+    tenant: &Tenant,
+    f: JobFilter,
+    cursor: Option<Uuid>,
+    limit: u32,
+) -> ApiResult<JobPage> {
+    let jobs = state.store.job_list(tenant.id, &f, cursor, limit).await?;
+    let next_cursor = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    Ok(JobPage {
+        jobs: jobs.into_iter().map(|j| JobView::of(j, false)).collect(),
+        next_cursor,
+    })
+}
+
+/// Lists jobs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, body = JobPage), (status = 400)), security(("bearer" = [])))]
+pub async fn list(
+    state: State,
+    Scope(tenant): Scope,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let (f, cursor, limit) = filter(&q)?;
+    Ok(Json(page(&state, &tenant, f, cursor, limit).await?))
+}
+
+/// Cancels a job that has not started running.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    responses((status = 200, body = StateView), (status = 404),
+              (status = 409, description = "running or finished")),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    state: State,
+    Scope(tenant): Scope,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<StateView>> {
+    let id = job_id(&id)?;
+    if state.store.job_cancel(tenant.id, id).await? {
+        return Ok(Json(StateView {
+            id,
+            state: JobState::Cancelled.as_str().into(),
+        }));
+    }
+    let job = get_job(&state, &tenant, id).await?;
+    Err(ApiError::conflict(format!(
+        "job {id} is {}: only a job that has not started running can be cancelled",
+        job.state.as_str()
+    )))
+}
+
+/// Requeues a dead or cancelled job.
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+    responses((status = 200, body = StateView), (status = 404),
+              (status = 409, description = "not dead or cancelled")),
+    security(("bearer" = [])))]
+pub async fn retry(
+    state: State,
+    Scope(tenant): Scope,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<StateView>> {
+    let id = job_id(&id)?;
+    if !state
+        .store
+        .job_retry_many(tenant.id, &[id])
+        .await?
+        .is_empty()
+    {
+        return Ok(Json(StateView {
+            id,
+            state: JobState::Available.as_str().into(),
+        }));
+    }
+    let job = get_job(&state, &tenant, id).await?;
+    Err(ApiError::conflict(format!(
+        "job {id} is {}: only dead or cancelled jobs can be retried",
+        job.state.as_str()
+    )))
+}
+
+/// Lists the dead-letter queue, newest first.
+#[utoipa::path(get, path = "/v1/dead", tag = "dead letters", params(ListQuery),
+    responses((status = 200, body = JobPage)), security(("bearer" = [])))]
+pub async fn dead_list(
+    state: State,
+    Scope(tenant): Scope,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let (mut f, cursor, limit) = filter(&q)?;
+    if f.state.is_some_and(|s| s != JobState::Dead) {
+        return Err(ApiError::bad_request(
+            "state: the dead-letter queue holds dead jobs only",
+        ));
+    }
+    f.state = Some(JobState::Dead);
+    Ok(Json(page(&state, &tenant, f, cursor, limit).await?))
+}
+
+/// What to do with selected dead jobs.
+#[derive(Debug, Clone, Copy)]
+enum DeadAction {
+    Retry,
+    Discard,
+}
+
+async fn apply(state: &State, tenant: &Tenant, action: DeadAction, ids: &[Uuid]) -> ApiResult<u64> {
+    Ok(match action {
+        DeadAction::Retry => state.store.job_retry_many(tenant.id, ids).await?.len() as u64,
+        DeadAction::Discard => state.store.job_discard_dead(tenant.id, ids).await?,
+    })
+}
+
+/// Applies `action` to dead jobs: the ids given, or all matching the filter, a chunk at a time.
+async fn select_dead(
+    state: &State,
+    tenant: &Tenant,
+    sel: &DeadSelection,
+    action: DeadAction,
+) -> ApiResult<u64> {
+    if let Some(ids) = &sel.ids {
+        if sel.handler.is_some() || sel.queue.is_some() {
+            return Err(ApiError::unprocessable(
+                "give ids, or handler/queue, not both",
+            ));
+        }
+        if ids.len() > TenantLimits::MAX_BATCH {
+            return Err(ApiError::too_large(format!(
+                "ids: at most {} at once",
+                TenantLimits::MAX_BATCH
+            )));
+        }
+        return apply(state, tenant, action, ids).await;
+    }
+    let f = JobFilter {
+        state: Some(JobState::Dead),
+        queue: sel.queue.clone(),
+        handler: sel.handler.clone(),
+    };
+    let mut total = 0;
+    loop {
+        let ids = state.store.job_dead_ids(tenant.id, &f, 1_000).await?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        let n = apply(state, tenant, action, &ids).await?;
+        total += n;
+        if n == 0 {
+            // Someone else took these; stop rather than spin.
+            return Ok(total);
+        }
+    }
+}
+
+/// Requeues dead jobs in bulk: by id, or every one of a handler and/or queue (`{}`: all).
+#[utoipa::path(post, path = "/v1/dead/retry", tag = "dead letters", request_body = DeadSelection,
+    responses((status = 200, body = Retried)), security(("bearer" = [])))]
+pub async fn dead_retry(
+    state: State,
+    Scope(tenant): Scope,
+    ApiJson(sel): ApiJson<DeadSelection>,
+) -> ApiResult<Json<Retried>> {
+    let retried = select_dead(&state, &tenant, &sel, DeadAction::Retry).await?;
+    Ok(Json(Retried { retried }))
+}
+
+/// Deletes dead jobs for good: by id, or every one of a handler and/or queue (`{}`: all).
+#[utoipa::path(post, path = "/v1/dead/discard", tag = "dead letters",
+    request_body = DeadSelection, responses((status = 200, body = Discarded)),
+    security(("bearer" = [])))]
+pub async fn dead_discard(
+    state: State,
+    Scope(tenant): Scope,
+    ApiJson(sel): ApiJson<DeadSelection>,
+) -> ApiResult<Json<Discarded>> {
+    let discarded = select_dead(&state, &tenant, &sel, DeadAction::Discard).await?;
+    Ok(Json(Discarded { discarded }))
+}
+
+/// Statistics per queue: jobs per state, the oldest available job's age, throughput.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues",
+    responses((status = 200, body = QueueList)), security(("bearer" = [])))]
+pub async fn queues(state: State, Scope(tenant): Scope) -> ApiResult<Json<QueueList>> {
+    let stats = state
+        .store
+        .queue_stats(Some(tenant.id), RATE_WINDOW)
+        .await?;
+    Ok(Json(QueueList {
+        queues: stats
+            .into_iter()
+            .map(|q| QueueView {
+                completed_per_min: q.completed_per_min(),
+                failed_per_min: q.failed_per_min(),
+                oldest_available_age_ms: q
+                    .oldest_available_age
+                    .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+                counts: q
+                    .counts
+                    .iter()
+                    .map(|(s, n)| (s.as_str().to_string(), *n))
+                    .collect(),
+                name: q.queue,
+            })
+            .collect(),
+    }))
+}

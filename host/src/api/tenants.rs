@@ -1,0 +1,260 @@
+//! `/v1/tenants` (admin): create, list, change limits; tenants' tokens.
+
+use axum::Json;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::{Admin, new_token};
+use super::error::{ApiJson, ApiPath};
+use super::{ApiError, ApiResult, State};
+use crate::model::{TenantLimitSpec, TenantLimits, is_valid_name};
+use crate::store::{StoreError, Tenant, TokenInfo};
+
+/// `POST /v1/tenants`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// 1–64 of `A-Za-z0-9._-`, starting with a letter or digit.
+    pub name: String,
+    /// Limits to set; the rest take their defaults.
+    #[serde(default)]
+    pub limits: TenantLimitSpec,
+    /// Hosts its handlers may reach over outbound HTTP.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `PATCH /v1/tenants/{name}`: the fields given replace the stored ones.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// Limits to change.
+    #[serde(default)]
+    pub limits: Option<TenantLimitSpec>,
+    /// The new list of allowed hosts.
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// A tenant as answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    /// Its name.
+    pub name: String,
+    /// Its effective limits.
+    pub limits: TenantLimits,
+    /// Hosts its handlers may reach.
+    pub allowed_hosts: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Its token: only in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl TenantView {
+    fn of(t: &Tenant, token: Option<String>) -> TenantView {
+        TenantView {
+            name: t.name.clone(),
+            limits: t.effective_limits(),
+            allowed_hosts: t.allowed_hosts.clone(),
+            created_at: t.created_at,
+            token,
+        }
+    }
+}
+
+/// `GET /v1/tenants`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    /// Every tenant, by name.
+    pub tenants: Vec<TenantView>,
+}
+
+/// A token as listed; `token` only when it was just made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// Its id, to revoke it by.
+    pub id: Uuid,
+    /// Its first characters.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The token itself: shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl TokenView {
+    fn of(t: TokenInfo, token: Option<String>) -> TokenView {
+        TokenView {
+            id: t.id,
+            prefix: t.prefix,
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+            token,
+        }
+    }
+}
+
+/// `GET /v1/tenants/{name}/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    /// The tenant's tokens, newest first.
+    pub tokens: Vec<TokenView>,
+}
+
+fn check_hosts(hosts: &[String]) -> ApiResult<()> {
+    for host in hosts {
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | ':'));
+        if !valid {
+            return Err(ApiError::unprocessable(format!(
+                "allowed_hosts: {host:?} is not a host name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a tenant and its first token.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = TenantView), (status = 409, description = "name taken")),
+    security(("bearer" = [])))]
+pub async fn create(
+    state: State,
+    _: Admin,
+    ApiJson(req): ApiJson<CreateTenant>,
+) -> ApiResult<(StatusCode, Json<TenantView>)> {
+    if !is_valid_name(&req.name) {
+        return Err(ApiError::unprocessable(
+            "name: 1-64 characters of A-Za-z0-9._-, starting with a letter or digit",
+        ));
+    }
+    req.limits.check().map_err(ApiError::unprocessable)?;
+    check_hosts(&req.allowed_hosts)?;
+    let (token, hash, prefix) = new_token();
+    let tenant = match state
+        .store
+        .tenant_create(&req.name, &req.limits, Some((&hash, &prefix)))
+        .await
+    {
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict(format!(
+                "a tenant named {:?} exists",
+                req.name
+            )));
+        }
+        r => r?,
+    };
+    let tenant = if req.allowed_hosts.is_empty() {
+        tenant
+    } else {
+        state
+            .store
+            .tenant_update(&tenant.name, &tenant.limits, Some(&req.allowed_hosts))
+            .await?
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantView::of(&tenant, Some(token))),
+    ))
+}
+
+/// Lists the tenants.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    responses((status = 200, body = TenantList)), security(("bearer" = [])))]
+pub async fn list(state: State, _: Admin) -> ApiResult<Json<TenantList>> {
+    let tenants = state.store.tenant_list().await?;
+    Ok(Json(TenantList {
+        tenants: tenants.iter().map(|t| TenantView::of(t, None)).collect(),
+    }))
+}
+
+async fn tenant(state: &State, name: &str) -> ApiResult<Tenant> {
+    match state.store.tenant_get(name).await {
+        Err(StoreError::NotFound) => Err(ApiError::not_found(format!("no tenant named {name:?}"))),
+        r => Ok(r?),
+    }
+}
+
+/// Changes a tenant's limits or allowed hosts.
+#[utoipa::path(patch, path = "/v1/tenants/{name}", tag = "tenants", request_body = UpdateTenant,
+    responses((status = 200, body = TenantView), (status = 404)), security(("bearer" = [])))]
+pub async fn update(
+    state: State,
+    _: Admin,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateTenant>,
+) -> ApiResult<Json<TenantView>> {
+    let current = tenant(&state, &name).await?;
+    let limits = match &req.limits {
+        Some(patch) => current.limits.merged(patch),
+        None => current.limits,
+    };
+    limits.check().map_err(ApiError::unprocessable)?;
+    if let Some(hosts) = &req.allowed_hosts {
+        check_hosts(hosts)?;
+    }
+    let updated = state
+        .store
+        .tenant_update(&name, &limits, req.allowed_hosts.as_deref())
+        .await?;
+    state.tokens.clear();
+    Ok(Json(TenantView::of(&updated, None)))
+}
+
+/// Makes a new token for a tenant (its other tokens stay valid until revoked).
+#[utoipa::path(post, path = "/v1/tenants/{name}/tokens", tag = "tenants",
+    responses((status = 201, body = TokenView), (status = 404)), security(("bearer" = [])))]
+pub async fn token_create(
+    state: State,
+    _: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<TokenView>)> {
+    let tenant = tenant(&state, &name).await?;
+    let (token, hash, prefix) = new_token();
+    let info = state.store.token_create(tenant.id, &hash, &prefix).await?;
+    Ok((StatusCode::CREATED, Json(TokenView::of(info, Some(token)))))
+}
+
+/// Lists a tenant's tokens (never the tokens themselves).
+#[utoipa::path(get, path = "/v1/tenants/{name}/tokens", tag = "tenants",
+    responses((status = 200, body = TokenList), (status = 404)), security(("bearer" = [])))]
+pub async fn token_list(
+    state: State,
+    _: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<TokenList>> {
+    let tenant = tenant(&state, &name).await?;
+    let tokens = state.store.token_list(tenant.id).await?;
+    Ok(Json(TokenList {
+        tokens: tokens.into_iter().map(|t| TokenView::of(t, None)).collect(),
+    }))
+}
+
+/// Revokes a token: it stops working at once on this host, within seconds on others.
+#[utoipa::path(delete, path = "/v1/tenants/{name}/tokens/{id}", tag = "tenants",
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+pub async fn token_revoke(
+    state: State,
+    _: Admin,
+    ApiPath((name, id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let tenant = tenant(&state, &name).await?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("no such token"))?;
+    match state.store.token_revoke(tenant.id, id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("no such token")),
+        r => r?,
+    };
+    state.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}

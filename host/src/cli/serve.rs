@@ -1,0 +1,318 @@
+//! `spool serve` (API, workers and maintenance in one process) and `spool dev` (the same on a
+//! private PostgreSQL cluster under `.spool/`, with tokens made and printed).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use spool::api::{self, ApiConfig, AppState};
+use spool::devdb::{Cluster, ClusterConfig};
+use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::metrics::Metrics;
+use spool::model::TenantLimitSpec;
+use spool::runtime::{Runtime, RuntimeConfig};
+use spool::store::{Store, StoreError};
+use spool::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// The address `spool serve` listens on by default.
+const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+/// The shortest admin token accepted.
+const ADMIN_TOKEN_MIN: usize = 16;
+
+/// Settings a config file may give (`--config FILE`, TOML); flags and environment variables
+/// win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+    db_connections: Option<u32>,
+    queues: Option<Vec<String>>,
+    slots: Option<usize>,
+    cache_dir: Option<PathBuf>,
+    maintenance: Option<bool>,
+    migrate: Option<bool>,
+}
+
+/// Arguments of `spool serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of: listen, database_url, admin_token, db_connections, queues,
+    /// slots, cache_dir, maintenance, migrate.
+    #[arg(long, env = "SPOOL_CONFIG")]
+    config: Option<PathBuf>,
+    /// The address to serve the API on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SPOOL_LISTEN")]
+    listen: Option<String>,
+    /// The PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The admin token (at least 16 characters).
+    #[arg(long, env = "SPOOL_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The most database connections this process opens [default: 20].
+    #[arg(long, env = "SPOOL_DB_CONNECTIONS")]
+    db_connections: Option<u32>,
+    /// Queues this process works, comma-separated [default: default].
+    #[arg(long, env = "SPOOL_QUEUES", value_delimiter = ',')]
+    queues: Option<Vec<String>>,
+    /// Attempts that may run at once in this process.
+    #[arg(long, env = "SPOOL_SLOTS")]
+    slots: Option<usize>,
+    /// Where compiled components are cached.
+    #[arg(long, env = "SPOOL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Run no workers in this process (API and maintenance only).
+    #[arg(long)]
+    no_worker: bool,
+    /// Run no maintenance (scheduler, rescuer, pruner) in this process.
+    #[arg(long)]
+    no_maintenance: bool,
+    /// Apply migrations before starting.
+    #[arg(long)]
+    migrate: bool,
+}
+
+/// Everything a server needs, validated.
+#[derive(Debug)]
+struct ServerConfig {
+    listen: SocketAddr,
+    database_url: String,
+    admin_token: String,
+    db_connections: u32,
+    worker: Option<WorkerConfig>,
+    maintenance: bool,
+    migrate: bool,
+    cache_dir: Option<PathBuf>,
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in the config file {}", path.display()))
+}
+
+fn parse_listen(listen: &str) -> anyhow::Result<SocketAddr> {
+    listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?}: expected an address like 127.0.0.1:8080"))
+}
+
+fn check_admin_token(token: &str) -> anyhow::Result<()> {
+    if token.len() < ADMIN_TOKEN_MIN {
+        bail!("the admin token must be at least {ADMIN_TOKEN_MIN} characters");
+    }
+    Ok(())
+}
+
+impl ServeArgs {
+    fn resolve(self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| LISTEN_DEFAULT.into());
+        let Some(database_url) = self.database_url.or(file.database_url) else {
+            bail!("no database: set DATABASE_URL (or database_url in --config), or use `spool dev`")
+        };
+        let Some(admin_token) = self.admin_token.or(file.admin_token) else {
+            bail!("no admin token: set SPOOL_ADMIN_TOKEN (or admin_token in --config)")
+        };
+        check_admin_token(&admin_token)?;
+        let mut worker = WorkerConfig::default();
+        if let Some(queues) = self.queues.or(file.queues) {
+            worker.queues = queues;
+        }
+        if let Some(slots) = self.slots.or(file.slots) {
+            worker.slots = slots;
+        }
+        worker
+            .validate()
+            .map_err(|e| anyhow::anyhow!("worker settings: {e}"))?;
+        let db_connections = self.db_connections.or(file.db_connections).unwrap_or(20);
+        if db_connections < 2 {
+            bail!("db_connections must be at least 2");
+        }
+        Ok(ServerConfig {
+            listen: parse_listen(&listen)?,
+            database_url,
+            admin_token,
+            db_connections,
+            worker: (!self.no_worker).then_some(worker),
+            maintenance: !self.no_maintenance && file.maintenance.unwrap_or(true),
+            migrate: self.migrate || file.migrate.unwrap_or(false),
+            cache_dir: self
+                .cache_dir
+                .or(file.cache_dir)
+                .or_else(super::default_cache_dir),
+        })
+    }
+}
+
+/// Runs `spool serve`.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.resolve()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(super::worker::signalled(shutdown.clone()));
+    let store = connect(&config).await?;
+    run(config, store, shutdown, |_| {}).await
+}
+
+async fn connect(config: &ServerConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url, config.db_connections)
+        .await
+        .context("connecting to the database")?;
+    if config.migrate {
+        store.migrate().await.context("migrating the database")?;
+    } else if !store.ready().await.unwrap_or(false) {
+        bail!("the database schema is missing or behind: run `spool migrate` or pass --migrate");
+    }
+    Ok(store)
+}
+
+/// Runs the API, a worker and maintenance until `shutdown`; `on_listening` is told the
+/// address once the API accepts connections.
+async fn run(
+    config: ServerConfig,
+    store: Store,
+    shutdown: CancellationToken,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<ExitCode> {
+    let slots = config.worker.as_ref().map_or(4, |w| w.slots);
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: config.cache_dir.clone(),
+        max_instances: (slots as u32).max(4) * 2,
+        ..RuntimeConfig::default()
+    })?);
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let state = AppState::new(
+        store.clone(),
+        runtime.clone(),
+        metrics.clone(),
+        ApiConfig {
+            admin_token: config.admin_token.clone(),
+            ..ApiConfig::default()
+        },
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(worker_config) = config.worker {
+        let worker = Worker::new(worker_config, store.clone(), runtime.clone());
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            worker.run(token).await;
+        });
+    }
+    if config.maintenance {
+        let node = format!("serve-{}", uuid::Uuid::new_v4().simple());
+        let m = Maintenance::new(
+            MaintenanceConfig {
+                node,
+                ..MaintenanceConfig::default()
+            },
+            store.clone(),
+        );
+        let token = shutdown.clone();
+        tasks.spawn(async move { m.run(token).await });
+    }
+    tracing::info!(%address, "serving the API");
+    on_listening(address);
+    let served = api::serve(listener, api::router(state), shutdown.clone()).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    store.close().await;
+    served.context("serving the API")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `spool dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Where the private PostgreSQL cluster lives.
+    #[arg(long, env = "SPOOL_DEV_DIR", default_value = ".spool")]
+    dir: PathBuf,
+    /// The address to serve the API on.
+    #[arg(long, env = "SPOOL_LISTEN", default_value = LISTEN_DEFAULT)]
+    listen: String,
+    /// The tenant to make (or reuse) and print a fresh token for.
+    #[arg(long, default_value = "dev")]
+    tenant: String,
+    /// Attempts that may run at once.
+    #[arg(long, env = "SPOOL_SLOTS")]
+    slots: Option<usize>,
+}
+
+/// Runs `spool dev`: a private cluster, the server on it, and ready tokens.
+pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let listen = parse_listen(&args.listen)?;
+    let dir = args.dir.join("pg");
+    eprintln!("spool dev: starting PostgreSQL under {}", dir.display());
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(ClusterConfig::new(dir)))
+        .await?
+        .context("starting the private PostgreSQL cluster")?;
+    let result = dev_on(&args, listen, &cluster).await;
+    eprintln!("spool dev: stopping PostgreSQL");
+    let mut cluster = cluster;
+    tokio::task::spawn_blocking(move || cluster.stop())
+        .await?
+        .context("stopping the private PostgreSQL cluster")?;
+    result
+}
+
+async fn dev_on(args: &DevArgs, listen: SocketAddr, cluster: &Cluster) -> anyhow::Result<ExitCode> {
+    let (admin_token, _, _) = api::new_token();
+    let mut worker = WorkerConfig::default();
+    if let Some(slots) = args.slots {
+        worker.slots = slots;
+    }
+    let config = ServerConfig {
+        listen,
+        database_url: cluster.url(),
+        admin_token: admin_token.clone(),
+        db_connections: 20,
+        worker: Some(worker),
+        maintenance: true,
+        migrate: true,
+        cache_dir: super::default_cache_dir(),
+    };
+    let store = connect(&config).await?;
+    let (tenant_token, hash, prefix) = api::new_token();
+    match store.tenant_get(&args.tenant).await {
+        Ok(tenant) => {
+            store.token_create(tenant.id, &hash, &prefix).await?;
+        }
+        Err(StoreError::NotFound) => {
+            store
+                .tenant_create(
+                    &args.tenant,
+                    &TenantLimitSpec::default(),
+                    Some((&hash, &prefix)),
+                )
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(super::worker::signalled(shutdown.clone()));
+    let tenant = args.tenant.clone();
+    run(config, store, shutdown, move |address| {
+        println!("Spool is running at http://{address}/ (Ctrl-C stops it and its database)");
+        println!();
+        println!("  export SPOOL_URL=http://{address}");
+        println!("  export SPOOL_ADMIN_TOKEN={admin_token}");
+        println!("  export SPOOL_TOKEN={tenant_token}    # tenant {tenant:?}");
+        println!();
+    })
+    .await
+}

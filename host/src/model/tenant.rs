@@ -1,0 +1,162 @@
+//! A tenant's limits: what one tenant may use, per attempt and in all.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Limits;
+
+/// The limits a tenant has been given explicitly; every unset field takes its default (see
+/// [`TenantLimits`]). This is what `POST /v1/tenants` and `PATCH /v1/tenants/{name}` accept and
+/// what is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimitSpec {
+    /// Fuel per attempt (a job may ask for less).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Wall-clock timeout per attempt, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Linear memory per attempt, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Jobs running at once, over all workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+    /// Jobs waiting (scheduled, available, running, retryable) at once; past it enqueue
+    /// answers 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u64>,
+    /// Largest job payload, in bytes (enqueued over the API or by a handler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload_bytes: Option<u32>,
+    /// Largest handler component, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_component_bytes: Option<u64>,
+    /// Bytes (keys plus values) in the tenant's idempotency store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_store_bytes: Option<u64>,
+    /// Follow-up jobs one attempt may enqueue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_follow_ups: Option<u32>,
+    /// Jobs enqueued per second over the API, sustained (a batch may burst up to 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enqueue_rate: Option<u32>,
+}
+
+/// A tenant's effective limits: its [`TenantLimitSpec`] over the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TenantLimits {
+    /// Fuel per attempt. Default 10^9.
+    pub fuel: u64,
+    /// Timeout per attempt, in milliseconds. Default 30,000.
+    pub timeout_ms: u64,
+    /// Linear memory per attempt, in MiB. Default 64.
+    pub memory_mb: u64,
+    /// Jobs running at once. Default 100.
+    pub max_running: u32,
+    /// Jobs waiting at once. Default 100,000.
+    pub max_queued: u64,
+    /// Largest payload, in bytes. Default 256 KiB.
+    pub max_payload_bytes: u32,
+    /// Largest component, in bytes. Default 64 MiB.
+    pub max_component_bytes: u64,
+    /// Idempotency-store bytes. Default 64 MiB.
+    pub max_store_bytes: u64,
+    /// Follow-up jobs per attempt. Default 100.
+    pub max_follow_ups: u32,
+    /// Jobs enqueued per second. Default 5,000.
+    pub enqueue_rate: u32,
+}
+
+impl TenantLimits {
+    /// The defaults.
+    pub const DEFAULT: TenantLimits = TenantLimits {
+        fuel: Limits::DEFAULT_FUEL,
+        timeout_ms: Limits::DEFAULT_TIMEOUT.as_millis() as u64,
+        memory_mb: Limits::DEFAULT_MEMORY_BYTES >> 20,
+        max_running: 100,
+        max_queued: 100_000,
+        max_payload_bytes: 256 << 10,
+        max_component_bytes: 64 << 20,
+        max_store_bytes: 64 << 20,
+        max_follow_ups: 100,
+        enqueue_rate: 5_000,
+    };
+
+    /// The largest batch `POST /v1/jobs/batch` takes, and so the enqueue rate's burst.
+    pub const MAX_BATCH: usize = 10_000;
+
+    /// Returns `spec` over the defaults.
+    pub fn resolve(spec: &TenantLimitSpec) -> TenantLimits {
+        let d = TenantLimits::DEFAULT;
+        TenantLimits {
+            fuel: spec.fuel.unwrap_or(d.fuel),
+            timeout_ms: spec.timeout_ms.unwrap_or(d.timeout_ms),
+            memory_mb: spec.memory_mb.unwrap_or(d.memory_mb),
+            max_running: spec.max_running.unwrap_or(d.max_running),
+            max_queued: spec.max_queued.unwrap_or(d.max_queued),
+            max_payload_bytes: spec.max_payload_bytes.unwrap_or(d.max_payload_bytes),
+            max_component_bytes: spec.max_component_bytes.unwrap_or(d.max_component_bytes),
+            max_store_bytes: spec.max_store_bytes.unwrap_or(d.max_store_bytes),
+            max_follow_ups: spec.max_follow_ups.unwrap_or(d.max_follow_ups),
+            enqueue_rate: spec.enqueue_rate.unwrap_or(d.enqueue_rate),
+        }
+    }
+
+    /// The per-attempt caps these limits put on every job of the tenant.
+    pub fn attempt_caps(&self) -> Limits {
+        Limits {
+            fuel: self.fuel,
+            timeout: Duration::from_millis(self.timeout_ms),
+            memory_bytes: self.memory_mb << 20,
+            max_enqueued: self.max_follow_ups,
+            max_payload_bytes: self.max_payload_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
+impl TenantLimitSpec {
+    /// Returns `self` with every field `patch` sets replaced.
+    pub fn merged(&self, patch: &TenantLimitSpec) -> TenantLimitSpec {
+        TenantLimitSpec {
+            fuel: patch.fuel.or(self.fuel),
+            timeout_ms: patch.timeout_ms.or(self.timeout_ms),
+            memory_mb: patch.memory_mb.or(self.memory_mb),
+            max_running: patch.max_running.or(self.max_running),
+            max_queued: patch.max_queued.or(self.max_queued),
+            max_payload_bytes: patch.max_payload_bytes.or(self.max_payload_bytes),
+            max_component_bytes: patch.max_component_bytes.or(self.max_component_bytes),
+            max_store_bytes: patch.max_store_bytes.or(self.max_store_bytes),
+            max_follow_ups: patch.max_follow_ups.or(self.max_follow_ups),
+            enqueue_rate: patch.enqueue_rate.or(self.enqueue_rate),
+        }
+    }
+
+    /// Returns a description of the first value that is out of range, if any.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("fuel", self.fuel),
+            ("timeout_ms", self.timeout_ms),
+            ("memory_mb", self.memory_mb),
+            ("max_running", self.max_running.map(u64::from)),
+            ("max_payload_bytes", self.max_payload_bytes.map(u64::from)),
+            ("max_component_bytes", self.max_component_bytes),
+            ("enqueue_rate", self.enqueue_rate.map(u64::from)),
+        ];
+        for (name, value) in positive {
+            if value == Some(0) {
+                return Err(format!("limits.{name} must be greater than 0"));
+            }
+        }
+        if self.memory_mb.is_some_and(|mb| mb > 4096) {
+            return Err("limits.memory_mb may be at most 4096".into());
+        }
+        if self.max_running.is_some_and(|n| n > i32::MAX as u32) {
+            return Err("limits.max_running is too large".into());
+        }
+        Ok(())
+    }
+}

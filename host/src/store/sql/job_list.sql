@@ -1,0 +1,26 @@
+-- A page of a tenant's jobs, newest first, from the hot table and history. $1 tenant id,
+-- $2 queue, $3 handler, $4 the cursor (ids below it), $5 the page size. The state filter is
+-- spliced in as STATE_FILTER (a literal from the closed set of states, so that the planner
+-- can use the partial indexes), as are HOT and HISTORY (true/false: which tables can hold it).
+SELECT * FROM (
+    (SELECT tenant_id, id, handler, queue, state::text AS state, attempt, max_attempts, priority,
+            idempotency_key, ''::bytea AS payload, NULL::bytea AS result, false AS duplicate,
+            errors, '[]'::jsonb AS logs, parent_id, created_at, run_at,
+            NULL::timestamptz AS finished_at
+     FROM spool.jobs
+     WHERE HOT AND tenant_id = $1 STATE_FILTER
+       AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
+       AND ($4::uuid IS NULL OR id < $4)
+     ORDER BY id DESC LIMIT $5)
+    UNION ALL
+    (SELECT tenant_id, id, handler, queue, state::text, attempt, max_attempts, priority,
+            idempotency_key, ''::bytea, NULL::bytea, duplicate, errors, '[]'::jsonb, parent_id,
+            created_at, run_at, finished_at
+     FROM spool.job_history
+     WHERE HISTORY AND tenant_id = $1 STATE_FILTER
+       AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
+       AND ($4::uuid IS NULL OR id < $4)
+     ORDER BY id DESC LIMIT $5)
+) j
+ORDER BY id DESC
+LIMIT $5
