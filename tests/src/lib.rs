@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod factory;
+pub mod server;
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::ApiError;
-use crate::model::TenantLimits;
 use crate::store::{Store, Tenant};
 
 /// This process's view of each tenant's enqueue rate and pending jobs.
@@ -47,10 +46,13 @@ impl Quotas {
         };
         match limiter.check_n(n) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(ApiError::too_many(format!(
-                "enqueue rate exceeded: this tenant may enqueue {rate} jobs per second \
-                 (bursts up to {}); slow down and retry",
-                TenantLimits::MAX_BATCH
+            Ok(Err(_)) => Err(ApiError::too_many(format!(
+                "enqueue rate exceeded: this tenant may enqueue {rate} jobs per second; slow \
+                 down and retry"
+            ))),
+            Err(_) => Err(ApiError::too_many(format!(
+                "a batch of {n} jobs is more than this tenant's enqueue rate of {rate} per \
+                 second allows at once; send smaller batches"
             ))),
         }
     }
@@ -101,10 +103,7 @@ impl Quotas {
 }
 
 fn limiter(per_second: u32) -> Arc<DefaultDirectRateLimiter> {
+    // The bucket holds one second's worth: a batch may use a whole second at once.
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-    let burst =
-        NonZeroU32::new(per_second.max(TenantLimits::MAX_BATCH as u32)).unwrap_or(NonZeroU32::MIN);
-    Arc::new(RateLimiter::direct(
-        Quota::per_second(rate).allow_burst(burst),
-    ))
+    Arc::new(RateLimiter::direct(Quota::per_second(rate)))
 }

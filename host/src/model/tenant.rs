@@ -40,7 +40,7 @@ pub struct TenantLimitSpec {
     /// Follow-up jobs one attempt may enqueue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_follow_ups: Option<u32>,
-    /// Jobs enqueued per second over the API, sustained (a batch may burst up to 10,000).
+    /// Jobs enqueued per second over the API; a batch may use up to a second's worth at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueue_rate: Option<u32>,
 }
@@ -66,7 +66,7 @@ pub struct TenantLimits {
     pub max_store_bytes: u64,
     /// Follow-up jobs per attempt. Default 100.
     pub max_follow_ups: u32,
-    /// Jobs enqueued per second. Default 5,000.
+    /// Jobs enqueued per second. Default 10,000.
     pub enqueue_rate: u32,
 }
 
@@ -82,10 +82,10 @@ impl TenantLimits {
         max_component_bytes: 64 << 20,
         max_store_bytes: 64 << 20,
         max_follow_ups: 100,
-        enqueue_rate: 5_000,
+        enqueue_rate: 10_000,
     };
 
-    /// The largest batch `POST /v1/jobs/batch` takes, and so the enqueue rate's burst.
+    /// The largest batch `POST /v1/jobs/batch` takes.
     pub const MAX_BATCH: usize = 10_000;
 
     /// Returns `spec` over the defaults.

@@ -1,0 +1,221 @@
+//! Spool served in-process on loopback: the real router, a real worker and maintenance, over
+//! a test database, for tests that talk HTTP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use spool::api::{self, ApiConfig, AppState};
+use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::metrics::Metrics;
+use spool::runtime::{Runtime, RuntimeConfig};
+use spool::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{TestDb, test_db};
+use crate::{component, components_dir};
+
+/// The admin token every test server uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running server.
+pub struct TestServer {
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its database.
+    pub db: TestDb,
+    /// Its metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The queues a test server's worker works.
+pub const WORKED_QUEUES: [&str; 2] = ["default", "other"];
+
+/// What to run besides the API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Run a worker (and maintenance) so that jobs actually run.
+    pub worker: bool,
+}
+
+impl TestServer {
+    /// Starts the API (and, with `options.worker`, a worker and maintenance) on a fresh
+    /// database.
+    pub async fn start(options: Options) -> TestServer {
+        let db = test_db().await;
+        let runtime = Arc::new(
+            Runtime::new(RuntimeConfig {
+                cache_dir: Some(components_dir().join("spool-test-cache")),
+                max_instances: 16,
+                ..RuntimeConfig::default()
+            })
+            .expect("a runtime"),
+        );
+        let metrics = Arc::new(Metrics::new());
+        let state = AppState::new(
+            db.store.clone(),
+            runtime.clone(),
+            metrics.clone(),
+            ApiConfig {
+                admin_token: ADMIN_TOKEN.into(),
+                ..ApiConfig::default()
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            api::serve(listener, api::router(state), token)
+                .await
+                .expect("serving");
+        }));
+        if options.worker {
+            let worker = Worker::new(
+                WorkerConfig {
+                    queues: WORKED_QUEUES.iter().map(|q| q.to_string()).collect(),
+                    slots: 8,
+                    poll_interval: Duration::from_millis(100),
+                    ..WorkerConfig::default()
+                },
+                db.store.clone(),
+                runtime,
+            );
+            let maintenance = Maintenance::new(
+                MaintenanceConfig {
+                    schedule_interval: Duration::from_millis(50),
+                    fold_interval: Duration::from_millis(100),
+                    ..MaintenanceConfig::default()
+                },
+                db.store.clone(),
+            );
+            let (a, b) = (shutdown.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                worker.run(a).await;
+            }));
+            tasks.push(tokio::spawn(async move { maintenance.run(b).await }));
+        }
+        TestServer {
+            url,
+            db,
+            metrics,
+            http: reqwest::Client::new(),
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Sends a request with `token` and returns the status and the body as JSON (`Null` when
+    /// empty or not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("a body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Creates a tenant with `limits` and returns its token.
+    pub async fn tenant(&self, name: &str, limits: Value) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/tenants",
+                ADMIN_TOKEN,
+                json!({"name": name, "limits": limits}),
+            )
+            .await;
+        assert_eq!(status, 201, "creating tenant {name}: {body}");
+        body["token"].as_str().expect("a token").to_string()
+    }
+
+    /// Uploads the built component `crate_name` as handler `name`; returns status and body.
+    pub async fn upload(&self, token: &str, name: &str, crate_name: &str) -> (u16, Value) {
+        self.upload_bytes(token, name, component(crate_name)).await
+    }
+
+    /// Uploads `bytes` as handler `name`; returns status and body.
+    pub async fn upload_bytes(&self, token: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .put(format!("{}/v1/handlers/{name}", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("a body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Polls `GET /v1/jobs/{id}` until `done` holds for it, or panics after `within`.
+    pub async fn wait_job(
+        &self,
+        token: &str,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, job) = self.get(&format!("/v1/jobs/{id}"), token).await;
+            assert_eq!(status, 200, "reading job {id}: {job}");
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} never got there: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the server and its worker.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
