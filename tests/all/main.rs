@@ -3,6 +3,7 @@
 //! They run real components, built from `examples/` and `tests/fixtures/` by `make guests`,
 //! in the real runtime.
 
+mod alerts;
 mod cache;
 mod durability;
 mod enqueue;
