@@ -5,6 +5,7 @@
 
 mod alerts;
 mod cache;
+mod dashboard;
 mod durability;
 mod enqueue;
 mod lifecycle;
