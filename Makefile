@@ -23,9 +23,16 @@ demo: guests
 	$(CARGO) build -p spool
 	scripts/with-postgres.sh target/debug/spool demo
 
+## Installs headless Chromium and chromedriver (Debian's packages) for the dashboard's browser
+## test, when missing.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+
 ## Runs all tests, against DATABASE_URL or, when it is unset, a private PostgreSQL cluster
 ## under target/spool-pg (see scripts/with-postgres.sh).
-test: guests
+test: guests browser
 	$(CARGO) build -p spool
 	scripts/with-postgres.sh $(CARGO) test $(addprefix -p ,$(TEST_CRATES))
 
