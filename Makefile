@@ -17,11 +17,11 @@ guests:
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_GUESTS))
 	scripts/build-python.sh
 
-## Runs the demo: an order-fulfilment flow on DATABASE_URL or, when it is unset, on a private
-## PostgreSQL cluster under target/spool-pg.
+## Runs the demo: an order-fulfilment flow over the HTTP API, on DATABASE_URL or, when it is
+## unset, on a private PostgreSQL cluster under .spool/ (the embedded default `spool dev` uses).
 demo: guests
 	$(CARGO) build -p spool
-	scripts/with-postgres.sh target/debug/spool demo
+	target/debug/spool demo
 
 ## Installs headless Chromium and chromedriver (Debian's packages) for the dashboard's browser
 ## test, when missing.

@@ -12,6 +12,14 @@ use spool::capabilities::store::MemoryBackend;
 use spool::model::{DEFAULT_QUEUE, JobContext, Limits};
 use spool::runtime::{Attempt, Prepared, Runtime, RuntimeConfig};
 
+/// Returns the `spool` binary: `$SPOOL_BIN`, or `target/debug/spool` of this workspace (which
+/// `make test` builds before the tests run).
+pub fn spool_bin() -> PathBuf {
+    std::env::var_os("SPOOL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/spool"))
+}
+
 /// Returns the workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,27 +1,34 @@
-//! `spool demo`: an order-fulfilment flow on a real database, end to end.
+//! `spool demo`: an order-fulfilment flow, end to end, over the HTTP API.
 //!
-//! Uploads the `fulfil-order` and `send-receipt` example handlers, enqueues a day's orders
-//! (a few with transient payment failures, one poisoned, one enqueued twice), runs a worker
-//! until everything settles, and prints what happened.
+//! Starts Spool on the embedded default (a private PostgreSQL under `.spool/` when
+//! `DATABASE_URL` is unset), then acts as a shop would: creates a tenant, uploads the
+//! `fulfil-order` and `send-receipt` example handlers, enqueues a day's orders in one batch (a
+//! few with transient payment failures, one poisoned), enqueues one order twice, and watches
+//! until everything settles: retried, fulfilled, receipted, or dead-lettered.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use serde_json::json;
-use spool::maintenance::{Maintenance, MaintenanceConfig};
-use spool::model::{JobState, NewJob, TenantLimitSpec};
-use spool::runtime::{Runtime, RuntimeConfig, cache};
-use spool::worker::{Worker, WorkerConfig};
+use anyhow::{Context, bail, ensure};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use spool::api;
 use tokio_util::sync::CancellationToken;
+
+use super::serve::{ServerConfig, connect, run, start_cluster, stop_cluster};
 
 /// Arguments of `spool demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    #[command(flatten)]
-    db: super::worker::DatabaseArgs,
+    /// A PostgreSQL URL to run on instead of the private cluster.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Where the private PostgreSQL cluster lives when there is no DATABASE_URL.
+    #[arg(long, env = "SPOOL_DEV_DIR", default_value = ".spool")]
+    dir: PathBuf,
     /// Where the example components were built.
     #[arg(long, default_value = "target/wasm32-wasip2/release")]
     components: PathBuf,
@@ -32,7 +39,7 @@ pub struct DemoArgs {
 
 const POISONED: u32 = 13;
 
-fn order(n: u32) -> NewJob {
+fn order(n: u32) -> Value {
     let mut payload = json!({
         "order_id": format!("A-{n:04}"),
         "amount_cents": 500 + n * 137 % 9000,
@@ -45,20 +52,143 @@ fn order(n: u32) -> NewJob {
     if n == POISONED {
         payload["poison"] = json!(true);
     }
-    let mut job = NewJob::json("fulfil-order", &payload);
-    job.idempotency_key = Some(format!("order-A-{n:04}"));
-    job
+    json!({
+        "handler": "fulfil-order",
+        "payload": payload,
+        "idempotency_key": format!("order-A-{n:04}"),
+    })
 }
 
-/// Runs the demo against `DATABASE_URL`.
+/// Runs the demo.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let store = args.db.connect().await?;
-    store.migrate().await?;
-    let tenant_name = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let tenant = store
-        .tenant_create(&tenant_name, &TenantLimitSpec { max_running: Some(50), ..TenantLimitSpec::default() }, None)
+    ensure!(
+        args.orders >= POISONED,
+        "--orders must be at least {POISONED}"
+    );
+    match args.database_url.clone() {
+        Some(url) => demo_on(&args, url).await,
+        None => {
+            let cluster = start_cluster(&args.dir).await?;
+            let result = demo_on(&args, cluster.url()).await;
+            stop_cluster(cluster).await?;
+            result
+        }
+    }
+}
+
+async fn demo_on(args: &DemoArgs, database_url: String) -> anyhow::Result<ExitCode> {
+    let (admin_token, _, _) = api::new_token();
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    let config = ServerConfig::embedded(listen, database_url, admin_token.clone(), Some(8));
+    let store = connect(&config).await?;
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(run(config, store, shutdown.clone(), move |address| {
+        let _ = tx.send(address);
+    }));
+    let address = match rx.await {
+        Ok(address) => address,
+        Err(_) => return server.await?,
+    };
+    let shop = Shop {
+        http: reqwest::Client::new(),
+        base: format!("http://{address}"),
+        token: String::new(),
+    };
+    let result = walk_through(args, shop, &admin_token).await;
+    shutdown.cancel();
+    server.await??;
+    result
+}
+
+/// The demo's HTTP client: the shop's backend, calling Spool.
+struct Shop {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Shop {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+        json_body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/wasm")
+                .body(body);
+        }
+        if let Some(value) = json_body {
+            request = request.json(value);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_client_error() || status.is_server_error() {
+            bail!("{path}: {status}: {}", value["detail"]);
+        }
+        Ok((status, value))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.call(reqwest::Method::GET, path, None, None).await?.1)
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
+        self.call(reqwest::Method::POST, path, None, Some(body))
+            .await
+    }
+
+    /// Every job in `state`, following the cursor.
+    async fn jobs(&self, state: &str) -> anyhow::Result<Vec<Value>> {
+        let mut jobs = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .get(&format!(
+                    "/v1/jobs?state={state}&limit=1000&cursor={cursor}"
+                ))
+                .await?;
+            jobs.extend(page["jobs"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_string(),
+                None => return Ok(jobs),
+            }
+        }
+    }
+}
+
+async fn walk_through(
+    args: &DemoArgs,
+    mut shop: Shop,
+    admin_token: &str,
+) -> anyhow::Result<ExitCode> {
+    let tenant = format!("shop-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    println!(
+        "Spool demo: {} is serving; tenant {tenant} runs a day of orders\n",
+        shop.base
+    );
+    shop.token = admin_token.to_string();
+    let (_, created) = shop
+        .post(
+            "/v1/tenants",
+            &json!({"name": tenant, "limits": {"max_running": 50}}),
+        )
         .await?;
-    println!("Spool demo: tenant {tenant_name}, a day of orders for an online shop\n");
+    shop.token = created["token"]
+        .as_str()
+        .context("the tenant's token")?
+        .to_string();
 
     for (name, file) in [
         ("fulfil-order", "fulfil_order"),
@@ -67,107 +197,120 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let path = args.components.join(format!("{file}.wasm"));
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading {} (build it with `make guests`)", path.display()))?;
-        let v = store
-            .handler_put(tenant.id, name, &cache::digest(&bytes), &bytes)
+        let (_, v) = shop
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/handlers/{name}"),
+                Some(bytes.into()),
+                None,
+            )
             .await?;
         println!(
-            "  uploaded handler {name:<13} v{} ({} KiB, sha256 {}…)",
-            v.version,
-            v.size / 1024,
-            &v.digest[..12]
+            "  PUT /v1/handlers/{name:<13} -> v{} ({} KiB, sha256 {}…), validated and compiled",
+            v["version"],
+            v["size"].as_u64().unwrap_or(0) / 1024,
+            &v["digest"].as_str().unwrap_or("")[..12]
         );
     }
 
-    let orders: Vec<NewJob> = (1..=args.orders).map(order).collect();
-    let enqueued = store.job_enqueue_many(tenant.id, &orders, None).await?;
-    println!("  enqueued {} orders in one batch", enqueued.len());
-    // The shop's request handler retries its enqueue after a timeout: recognised, not doubled.
-    let again = store.job_enqueue_many(tenant.id, &[order(3)], None).await?;
+    let orders: Vec<Value> = (1..=args.orders).map(order).collect();
+    let (_, batch) = shop
+        .post("/v1/jobs/batch", &json!({ "jobs": orders }))
+        .await?;
     println!(
-        "  enqueued order A-0003 again: duplicate={} (same job {})",
-        again[0].duplicate, again[0].id
+        "  POST /v1/jobs/batch          -> {} orders enqueued in one call",
+        batch["jobs"].as_array().map_or(0, Vec::len)
+    );
+    // The shop's request handler retries its enqueue after a timeout: recognised, not doubled.
+    let (status, again) = shop.post("/v1/jobs", &order(3)).await?;
+    println!(
+        "  POST /v1/jobs (A-0003 again) -> {status}, duplicate={} (the same job {})",
+        again["duplicate"],
+        again["id"].as_str().unwrap_or("?")
     );
 
-    let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        cache_dir: super::default_cache_dir(),
-        max_instances: 32,
-        ..RuntimeConfig::default()
-    })?);
-    let shutdown = CancellationToken::new();
-    let worker = Worker::new(
-        WorkerConfig {
-            slots: 8,
-            ..WorkerConfig::default()
-        },
-        store.clone(),
-        runtime,
+    // Every order but the poisoned one completes, and so does its receipt.
+    let expected = (args.orders as u64 - 1) * 2;
+    println!("\n  a worker with 8 sandboxed slots runs them:");
+    let bar = ProgressBar::new(expected + 1);
+    bar.set_style(
+        ProgressStyle::with_template("  {bar:40} {pos}/{len} settled  {msg}")
+            .expect("a valid template"),
     );
-    let maintenance = Maintenance::new(MaintenanceConfig::default(), store.clone());
-    let (w, m) = (shutdown.clone(), shutdown.clone());
-    let worker_task = tokio::spawn(async move { worker.run(w).await });
-    let maintenance_task = tokio::spawn(async move { maintenance.run(m).await });
-
-    println!("\n  running a worker with 8 sandboxed slots…");
     let started = Instant::now();
-    let expected_receipts = args.orders as usize - usize::from(args.orders >= POISONED);
-    let deadline = started + Duration::from_secs(120);
-    let mut last = None;
-    let (completed, dead) = loop {
-        let completed = store
-            .job_ids_in_state(tenant.id, JobState::Completed, 10_000)
-            .await?;
-        let dead = store
-            .job_ids_in_state(tenant.id, JobState::Dead, 10_000)
-            .await?;
-        let retrying = store
-            .job_ids_in_state(tenant.id, JobState::Retryable, 10_000)
-            .await?;
-        let counts = (completed.len(), retrying.len(), dead.len());
-        if last != Some(counts) {
-            println!(
-                "  {:>5.1}s  completed {:>3}   retrying {:>2}   dead-lettered {}",
-                started.elapsed().as_secs_f64(),
-                counts.0,
-                counts.1,
-                counts.2
-            );
-            last = Some(counts);
+    let deadline = started + Duration::from_secs(180);
+    loop {
+        let queues = shop.get("/v1/queues").await?;
+        let count = |state: &str| -> u64 {
+            queues["queues"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| q["counts"][state].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let (completed, dead) = (count("completed"), count("dead"));
+        let retrying = count("retryable");
+        bar.set_position(completed + dead);
+        bar.set_message(format!(
+            "completed {completed}, retrying {retrying}, dead-lettered {dead}"
+        ));
+        if completed >= expected && dead >= 1 {
+            break;
         }
-        // Every order but the poisoned one completes, and so does its receipt.
-        if completed.len() == expected_receipts * 2 && dead.len() == 1 {
-            break (completed, dead);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the demo did not settle in time");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let took = started.elapsed();
-    shutdown.cancel();
-    worker_task.await?;
-    maintenance_task.await?;
-
-    let mut retried = 0;
-    let mut receipts = 0;
-    for id in &completed {
-        let job = store.job_get(tenant.id, *id).await?;
-        retried += job.errors.len();
-        receipts += usize::from(job.handler == "send-receipt");
+        ensure!(
+            Instant::now() < deadline,
+            "the demo did not settle in time: {queues}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let poison = store.job_get(tenant.id, dead[0]).await?;
-    let charges = store.kv(tenant.id).list_keys("charge/", None, 1000).await?;
+    bar.finish();
+    let took = started.elapsed();
+
+    let done = shop.jobs("completed").await?;
+    let receipts = done
+        .iter()
+        .filter(|j| j["handler"] == "send-receipt")
+        .count();
+    let retried: usize = done
+        .iter()
+        .map(|j| j["errors"].as_array().map_or(0, Vec::len))
+        .sum();
+    let mut charges = std::collections::BTreeSet::new();
+    for job in done.iter().filter(|j| j["handler"] == "fulfil-order") {
+        let id = job["id"].as_str().unwrap_or_default();
+        let full = shop.get(&format!("/v1/jobs/{id}")).await?;
+        if let Some(charge) = full["result"]["charge_ref"].as_str() {
+            charges.insert(charge.to_string());
+        }
+    }
+    let dead_letters = shop.get("/v1/dead").await?;
+    let poison = &dead_letters["jobs"][0];
 
     println!("\nSummary ({:.1} s):", took.as_secs_f64());
-    println!("  orders fulfilled       {}", completed.len() - receipts);
+    println!("  orders fulfilled       {}", done.len() - receipts);
     println!("  receipts sent          {receipts} (follow-up jobs, committed with their orders)");
-    println!("  transient failures     {retried} (retried with exponential backoff)");
+    println!("  transient failures     {retried} (retried with exponential backoff and jitter)");
     println!(
         "  cards charged          {} (one effect key per order, never twice)",
         charges.len()
     );
     println!("  duplicate enqueues     1 recognised by idempotency key");
     println!(
-        "  dead-lettered          1: {} — {}",
-        poison.idempotency_key, poison.errors[0].message
+        "  dead-lettered          {}: {} ({}): {}",
+        dead_letters["jobs"].as_array().map_or(0, Vec::len),
+        poison["idempotency_key"].as_str().unwrap_or("?"),
+        poison["errors"][0]["kind"].as_str().unwrap_or("?"),
+        poison["errors"][0]["message"].as_str().unwrap_or("?"),
     );
-    store.close().await;
+    println!("\n  redrive it with: POST /v1/dead/retry, or `spool dead retry`");
+    ensure!(
+        done.len() as u64 == expected && charges.len() as u64 == expected / 2,
+        "the totals do not add up"
+    );
+    ensure!(
+        again["duplicate"] == true && retried > 0,
+        "the duplicate or the retries were not seen"
+    );
     Ok(ExitCode::SUCCESS)
 }

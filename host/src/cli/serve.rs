@@ -1,6 +1,7 @@
 //! `spool serve` (API, workers and maintenance in one process) and `spool dev` (the same on a
 //! private PostgreSQL cluster under `.spool/`, with tokens made and printed).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,7 +81,7 @@ pub struct ServeArgs {
 
 /// Everything a server needs, validated.
 #[derive(Debug)]
-struct ServerConfig {
+pub(super) struct ServerConfig {
     listen: SocketAddr,
     database_url: String,
     admin_token: String,
@@ -108,6 +109,52 @@ fn check_admin_token(token: &str) -> anyhow::Result<()> {
         bail!("the admin token must be at least {ADMIN_TOKEN_MIN} characters");
     }
     Ok(())
+}
+
+impl ServerConfig {
+    /// A server on `database_url` that migrates it, with a worker of `slots` (default when
+    /// `None`) and maintenance: what `spool dev` and `spool demo` run.
+    pub(super) fn embedded(
+        listen: SocketAddr,
+        database_url: String,
+        admin_token: String,
+        slots: Option<usize>,
+    ) -> ServerConfig {
+        let mut worker = WorkerConfig::default();
+        if let Some(slots) = slots {
+            worker.slots = slots;
+        }
+        ServerConfig {
+            listen,
+            database_url,
+            admin_token,
+            db_connections: 20,
+            worker: Some(worker),
+            maintenance: true,
+            migrate: true,
+            cache_dir: super::default_cache_dir(),
+        }
+    }
+}
+
+/// Starts (or reuses) the private PostgreSQL cluster under `dir/pg`.
+pub(super) async fn start_cluster(dir: &Path) -> anyhow::Result<Cluster> {
+    let dir = dir.join("pg");
+    eprintln!(
+        "spool: starting a private PostgreSQL under {}",
+        dir.display()
+    );
+    tokio::task::spawn_blocking(move || Cluster::start(ClusterConfig::new(dir)))
+        .await?
+        .context("starting the private PostgreSQL cluster")
+}
+
+/// Stops a private cluster started by [`start_cluster`].
+pub(super) async fn stop_cluster(mut cluster: Cluster) -> anyhow::Result<()> {
+    eprintln!("spool: stopping the private PostgreSQL");
+    tokio::task::spawn_blocking(move || cluster.stop())
+        .await?
+        .context("stopping the private PostgreSQL cluster")
 }
 
 impl ServeArgs {
@@ -166,7 +213,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     run(config, store, shutdown, |_| {}).await
 }
 
-async fn connect(config: &ServerConfig) -> anyhow::Result<Store> {
+pub(super) async fn connect(config: &ServerConfig) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.db_connections)
         .await
         .context("connecting to the database")?;
@@ -180,7 +227,7 @@ async fn connect(config: &ServerConfig) -> anyhow::Result<Store> {
 
 /// Runs the API, a worker and maintenance until `shutdown`; `on_listening` is told the
 /// address once the API accepts connections.
-async fn run(
+pub(super) async fn run(
     config: ServerConfig,
     store: Store,
     shutdown: CancellationToken,
@@ -256,36 +303,15 @@ pub struct DevArgs {
 /// Runs `spool dev`: a private cluster, the server on it, and ready tokens.
 pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let listen = parse_listen(&args.listen)?;
-    let dir = args.dir.join("pg");
-    eprintln!("spool dev: starting PostgreSQL under {}", dir.display());
-    let cluster = tokio::task::spawn_blocking(move || Cluster::start(ClusterConfig::new(dir)))
-        .await?
-        .context("starting the private PostgreSQL cluster")?;
+    let cluster = start_cluster(&args.dir).await?;
     let result = dev_on(&args, listen, &cluster).await;
-    eprintln!("spool dev: stopping PostgreSQL");
-    let mut cluster = cluster;
-    tokio::task::spawn_blocking(move || cluster.stop())
-        .await?
-        .context("stopping the private PostgreSQL cluster")?;
+    stop_cluster(cluster).await?;
     result
 }
 
 async fn dev_on(args: &DevArgs, listen: SocketAddr, cluster: &Cluster) -> anyhow::Result<ExitCode> {
     let (admin_token, _, _) = api::new_token();
-    let mut worker = WorkerConfig::default();
-    if let Some(slots) = args.slots {
-        worker.slots = slots;
-    }
-    let config = ServerConfig {
-        listen,
-        database_url: cluster.url(),
-        admin_token: admin_token.clone(),
-        db_connections: 20,
-        worker: Some(worker),
-        maintenance: true,
-        migrate: true,
-        cache_dir: super::default_cache_dir(),
-    };
+    let config = ServerConfig::embedded(listen, cluster.url(), admin_token.clone(), args.slots);
     let store = connect(&config).await?;
     let (tenant_token, hash, prefix) = api::new_token();
     match store.tenant_get(&args.tenant).await {
@@ -307,12 +333,13 @@ async fn dev_on(args: &DevArgs, listen: SocketAddr, cluster: &Cluster) -> anyhow
     tokio::spawn(super::worker::signalled(shutdown.clone()));
     let tenant = args.tenant.clone();
     run(config, store, shutdown, move |address| {
-        println!("Spool is running at http://{address}/ (Ctrl-C stops it and its database)");
-        println!();
-        println!("  export SPOOL_URL=http://{address}");
-        println!("  export SPOOL_ADMIN_TOKEN={admin_token}");
-        println!("  export SPOOL_TOKEN={tenant_token}    # tenant {tenant:?}");
-        println!();
+        // Nobody may be reading stdout any more; the server keeps serving regardless.
+        let _ = writeln!(
+            std::io::stdout(),
+            "Spool is running at http://{address}/ (Ctrl-C stops it and its database)\n\n  \
+             export SPOOL_URL=http://{address}\n  export SPOOL_ADMIN_TOKEN={admin_token}\n  \
+             export SPOOL_TOKEN={tenant_token}    # tenant {tenant:?}\n"
+        );
     })
     .await
 }

@@ -1,0 +1,160 @@
+//! The embedded default, as a newcomer meets it: `spool dev` and `spool demo` with no
+//! `DATABASE_URL`, each starting a private PostgreSQL of its own from nothing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use spool_tests::{component, components_dir, spool_bin};
+
+/// Reads `spool dev`'s stdout until it has printed the URL and the tenant token.
+/// The rest of stdout is drained in the background, so that the server never writes to a
+/// closed pipe.
+fn read_banner(stdout: impl std::io::Read + Send + 'static) -> (String, String, String) {
+    let (mut url, mut admin, mut token) = (None, None, None);
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
+        let line = line.expect("spool dev's stdout");
+        let value = |prefix: &str| {
+            line.trim()
+                .strip_prefix(prefix)
+                .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
+        };
+        url = url.or(value("export SPOOL_URL="));
+        admin = admin.or(value("export SPOOL_ADMIN_TOKEN="));
+        token = token.or(value("export SPOOL_TOKEN="));
+        if let (Some(u), Some(a), Some(t)) = (&url, &admin, &token) {
+            let banner = (u.clone(), a.clone(), t.clone());
+            std::thread::spawn(move || lines.for_each(drop));
+            return banner;
+        }
+    }
+    panic!("spool dev exited before printing its URL and tokens");
+}
+
+#[tokio::test]
+async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(spool_bin())
+        .args(["dev", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting spool dev");
+    let stdout = child.stdout.take().unwrap();
+    let (url, admin, token) = tokio::task::spawn_blocking(move || read_banner(stdout))
+        .await
+        .unwrap();
+    assert_ne!(admin, token);
+
+    let http = reqwest::Client::new();
+    let upload = http
+        .put(format!("{url}/v1/handlers/hello"))
+        .bearer_auth(&token)
+        .body(component("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let enqueued: Value = http
+        .post(format!("{url}/v1/jobs"))
+        .bearer_auth(&token)
+        .json(&json!({"handler": "hello", "payload": {"name": "dev"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = enqueued["id"].as_str().expect("a job id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job: Value = http
+            .get(format!("{url}/v1/jobs/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "completed" {
+            assert!(job["result"].is_object(), "{job}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never completed: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The admin token manages tenants; the printed tenant exists.
+    let tenants: Value = http
+        .get(format!("{url}/v1/tenants"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tenants["tenants"][0]["name"], "dev");
+
+    // SIGTERM: the server stops, and so does its database.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "spool dev exited with {status}");
+    assert!(
+        !dir.path().join("pg/data/postmaster.pid").exists(),
+        "the private PostgreSQL is still running"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_runs_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let output = Command::new(spool_bin())
+            .args(["demo", "--dir"])
+            .arg(dir.path())
+            .arg("--components")
+            .arg(components_dir())
+            .env_remove("DATABASE_URL")
+            .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+            .output()
+            .expect("running spool demo");
+        (output, dir)
+    })
+    .await
+    .unwrap()
+    .0;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "spool demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "orders fulfilled       23",
+        "receipts sent          23",
+        "cards charged          23",
+        "duplicate=true",
+        "dead-lettered          1: order-A-0013",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
