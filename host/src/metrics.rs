@@ -322,7 +322,9 @@ impl Metrics {
         self.attempt_duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
-        self.attempt_fuel.get_or_create(&labels).observe(fuel as f64);
+        self.attempt_fuel
+            .get_or_create(&labels)
+            .observe(fuel as f64);
     }
 
     /// Adds `slots` worker slots until the guard is dropped (when the worker stops).

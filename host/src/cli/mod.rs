@@ -107,7 +107,10 @@ fn init_tracing(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => subscriber.init(),
+        // Colours only on a terminal: escape codes in a file or a pipe break `grep`.
+        LogFormat::Human => subscriber
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
         // Flattened: `{"timestamp", "level", "target", "message", "job.id", ...}`, so that
         // log pipelines can index the fixed field names without knowing Spool.
         LogFormat::Json => subscriber.json().flatten_event(true).init(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::metrics::Metrics;
 use spool::runtime::{Runtime, RuntimeConfig};
 use spool::store::Store;
 use spool::worker::{Worker, WorkerConfig};
@@ -63,6 +64,10 @@ pub struct WorkerArgs {
     /// Apply migrations before starting.
     #[arg(long)]
     migrate: bool,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (e.g. `127.0.0.1:9090`).
+    /// Off by default; `spool serve` renders the same metrics on its own port.
+    #[arg(long, env = "SPOOL_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs a worker (and, unless disabled, maintenance) until SIGTERM or Ctrl-C.
@@ -88,6 +93,13 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     })?);
     let shutdown = CancellationToken::new();
     tokio::spawn(signalled(shutdown.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let metrics_server = match args.metrics_listen {
+        Some(addr) => {
+            Some(serve_metrics(addr, metrics.clone(), store.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
 
     let maintenance = (!args.no_maintenance).then(|| {
         let m = Maintenance::new(
@@ -101,18 +113,50 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { m.run(token).await })
     });
     tracing::info!(worker = %config.id, slots = config.slots, queues = ?config.queues, "worker started");
-    let worker = Worker::new(config, store.clone(), runtime);
+    let worker = Worker::new(config, store.clone(), runtime).with_metrics(metrics);
     let stats = worker.run(shutdown).await;
     if let Some(m) = maintenance {
         let _ = m.await;
+    }
+    if let Some(server) = metrics_server {
+        let _ = server.await;
     }
     store.close().await;
     tracing::info!(?stats, "worker stopped");
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serves `GET /metrics` on `addr` until `shutdown` is cancelled.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    store: Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::http::header::CONTENT_TYPE;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || async move {
+            let body = metrics.render(&store).await;
+            ([(CONTENT_TYPE, Metrics::CONTENT_TYPE)], body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))?;
+    tracing::info!(%addr, "serving metrics at /metrics");
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the metrics server stopped");
+        }
+    }))
+}
+
 /// Cancels `token` on SIGTERM or Ctrl-C.
-async fn signalled(token: CancellationToken) {
+pub async fn signalled(token: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing the SIGTERM handler");
     tokio::select! {

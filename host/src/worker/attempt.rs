@@ -1,12 +1,14 @@
 //! One claimed job: load its handler, run one attempt, and hand the outcome to the completer.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::completer::Finished;
+use super::completer::{Done, Finished};
+use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
+use crate::metrics::Metrics;
 use crate::model::{ClaimedJob, ErrorKind, JobContext, Limits, Outcome, RetryPolicy};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
@@ -65,15 +67,28 @@ pub(crate) async fn run(
     job: ClaimedJob,
     store: Store,
     runtime: Arc<Runtime>,
-    finished: mpsc::UnboundedSender<Finished>,
+    metrics: Arc<Metrics>,
+    finished: mpsc::UnboundedSender<Done>,
     slot: OwnedSemaphorePermit,
 ) {
-    let outcome = execute(&job, &store, &runtime).await;
+    let running = metrics.worker_running();
+    let fields = JobFields::of(&job);
+    let outcome = execute(&job, &fields, &store, &runtime, &metrics).await;
     drop(slot);
-    let _ = finished.send(outcome);
+    drop(running);
+    let _ = finished.send(Done {
+        job: fields,
+        finished: outcome,
+    });
 }
 
-async fn execute(job: &ClaimedJob, store: &Store, runtime: &Runtime) -> Finished {
+async fn execute(
+    job: &ClaimedJob,
+    fields: &JobFields,
+    store: &Store,
+    runtime: &Runtime,
+    metrics: &Metrics,
+) -> Finished {
     let fail = |kind: ErrorKind, message: String, logs: serde_json::Value| {
         Finished::Failed(Failure {
             tenant_id: job.tenant_id,
@@ -94,6 +109,11 @@ async fn execute(job: &ClaimedJob, store: &Store, runtime: &Runtime) -> Finished
     };
     if job.already_done {
         // The key has a done-record: acknowledge and stop, without running anything.
+        job_event!(
+            tracing::Level::INFO,
+            fields,
+            "attempt skipped: the idempotency key is already done"
+        );
         return Finished::Completed(Completion {
             tenant_id: job.tenant_id,
             id: job.id,
@@ -105,9 +125,14 @@ async fn execute(job: &ClaimedJob, store: &Store, runtime: &Runtime) -> Finished
             retry_delay: None,
         });
     }
+    fields::attempt_started(fields);
+    let started = Instant::now();
     let handler = match load(job, store, runtime).await {
         Ok(handler) => handler,
-        Err((kind, message)) => return fail(kind, message, serde_json::json!([])),
+        Err((kind, message)) => {
+            fields::attempt_failed(fields, kind, &message, 0, started.elapsed());
+            return fail(kind, message, serde_json::json!([]));
+        }
     };
     let caps = Limits::default().with(&job.tenant_limits);
     let limits = caps.with(&job.limits).capped_by(&caps);
@@ -122,18 +147,22 @@ async fn execute(job: &ClaimedJob, store: &Store, runtime: &Runtime) -> Finished
         idempotency_key: job.idempotency_key.clone(),
     };
     let backend = Arc::new(TenantKv(store.kv(job.tenant_id)));
-    let attempt = runtime.invoke(&handler, &context, &limits, backend).await;
-    tracing::info!(
-        job.id = %job.id,
-        job.handler = %job.handler,
-        tenant = %job.tenant,
-        queue = %job.queue,
-        attempt = job.attempt,
-        outcome = attempt.outcome.label(),
-        error.kind = attempt.outcome.error_kind().map(ErrorKind::as_str),
-        fuel.consumed = attempt.fuel_consumed,
-        duration_ms = attempt.duration.as_secs_f64() * 1000.0,
-        "attempt finished"
+    let attempt = {
+        let _in_use = metrics.sandbox_in_use();
+        runtime.invoke(&handler, &context, &limits, backend).await
+    };
+    metrics.attempt_finished(
+        &fields.labels,
+        attempt.outcome.label(),
+        attempt.duration,
+        attempt.fuel_consumed,
+    );
+    fields::guest_lines(fields, &attempt.logs);
+    fields::attempt_finished(
+        fields,
+        &attempt.outcome,
+        attempt.fuel_consumed,
+        attempt.duration,
     );
     let logs = serde_json::to_value(&attempt.logs).unwrap_or_default();
     match attempt.outcome {

@@ -5,9 +5,16 @@
 //! hands the outcome to the completer, which commits outcomes gathered over a few
 //! milliseconds in one transaction (the group commit). A heartbeat extends the leases of
 //! everything claimed and not yet committed, and abandons attempts whose lease was lost.
+//!
+//! Attach a [`Metrics`] registry with [`Worker::with_metrics`] to have attempts and committed
+//! outcomes counted. Every attempt also logs a start and an end event with fixed field names
+//! (`job.id`, `job.handler`, `tenant`, `queue`, `attempt`, `outcome`, `error.kind`,
+//! `fuel.consumed`, `duration_ms`), and re-emits the guest's log lines (target
+//! `spool::guest`) with the same job fields.
 
 mod attempt;
 mod completer;
+pub(crate) mod fields;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::model::DEFAULT_QUEUE;
 use crate::runtime::Runtime;
 use crate::store::{NOTIFY_CHANNEL, Store};
@@ -132,6 +140,7 @@ pub struct Worker {
     store: Store,
     runtime: Arc<Runtime>,
     stats: Arc<Mutex<WorkerStats>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -142,7 +151,18 @@ impl Worker {
             store,
             runtime,
             stats: Arc::default(),
+            // Counted into a registry nobody renders unless one is attached.
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Returns this worker recording into `metrics`: per-attempt durations and fuel, committed
+    /// outcomes (completed, duplicate, retried, dead-lettered, by error kind), follow-up jobs
+    /// enqueued, and its slots, running jobs and sandboxes in use. Share one registry between
+    /// every worker of a process and the code that renders it.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = metrics;
+        self
     }
 
     /// Returns what the worker has done so far.
@@ -158,6 +178,9 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         let committed = Arc::new(Notify::new());
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let _slots_counted = self.metrics.worker_slots(self.config.slots);
+        self.metrics
+            .set_sandboxes_max(self.runtime.config().max_instances);
 
         let stop_background = CancellationToken::new();
         let completer = tokio::spawn(completer::run(
@@ -166,6 +189,7 @@ impl Worker {
             finished_rx,
             held.clone(),
             self.stats.clone(),
+            self.metrics.clone(),
             committed.clone(),
         ));
         let heartbeat = tokio::spawn(heartbeat(
@@ -237,6 +261,7 @@ impl Worker {
                     job,
                     self.store.clone(),
                     self.runtime.clone(),
+                    self.metrics.clone(),
                     finished_tx.clone(),
                     permit,
                 ));
