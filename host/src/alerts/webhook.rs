@@ -54,10 +54,19 @@ impl Notification {
 }
 
 /// A webhook receiver. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Webhook {
     client: reqwest::Client,
     url: Url,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only the origin: the path and query of a webhook URL often carry its secret.
+        f.debug_struct("Webhook")
+            .field("origin", &self.url.origin().ascii_serialization())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Webhook {
@@ -101,4 +110,71 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AlertKey;
+
+    fn alert(state: AlertState, notify: Option<AlertState>) -> Alert {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        Alert {
+            key: AlertKey {
+                tenant_id: 7,
+                rule: "backlog_age".into(),
+                queue: "default".into(),
+            },
+            tenant: "acme".into(),
+            state,
+            value: 301.0,
+            threshold: 300.0,
+            description: "waited".into(),
+            fired_at: at("2030-01-01T00:05:01Z"),
+            resolved_at: (state == AlertState::Resolved).then(|| at("2030-01-01T00:06:00Z")),
+            evaluated_at: at("2030-01-01T00:06:00Z"),
+            notify,
+            notify_seq: 1,
+            notify_attempts: 0,
+            notify_next_at: None,
+            notify_error: None,
+            last_notified_at: None,
+        }
+    }
+
+    #[test]
+    fn the_body_describes_rule_scope_value_and_threshold() {
+        let firing = Notification::pending(&alert(AlertState::Firing, Some(AlertState::Firing)));
+        assert_eq!(
+            serde_json::to_value(firing.unwrap()).unwrap(),
+            serde_json::json!({
+                "status": "firing", "rule": "backlog_age", "tenant": "acme",
+                "queue": "default", "value": 301.0, "threshold": 300.0,
+                "description": "waited", "fired_at": "2030-01-01T00:05:01Z",
+            })
+        );
+        let resolved =
+            Notification::pending(&alert(AlertState::Resolved, Some(AlertState::Resolved)));
+        let body = serde_json::to_value(resolved.unwrap()).unwrap();
+        assert_eq!(body["status"], "resolved");
+        assert_eq!(body["resolved_at"], "2030-01-01T00:06:00Z");
+        assert_eq!(
+            Notification::pending(&alert(AlertState::Firing, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn debug_output_keeps_the_url_secret() {
+        let url: Url = "https://hooks.example.com/services/T0/B0/s3cret?token=x"
+            .parse()
+            .unwrap();
+        let webhook = Webhook::new(url, std::time::Duration::from_secs(1)).unwrap();
+        let shown = format!("{webhook:?}");
+        assert!(shown.contains("https://hooks.example.com"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("token"),
+            "{shown}"
+        );
+    }
 }
