@@ -755,3 +755,32 @@ async fn queues_health_metrics_and_the_openapi_document() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenants_store_quota_holds_across_jobs() {
+    let s = TestServer::start(with_worker()).await;
+    let token = s.tenant("acme", json!({"max_store_bytes": 10_000})).await;
+    assert_eq!(s.upload(&token, "hostile", "hostile").await.0, 201);
+    let flood = json!({"handler": "hostile",
+                       "payload": {"action": "store-flood", "value_bytes": 1000, "max": 100}});
+    let mut written = 0;
+    for round in 0..2 {
+        let job = s.post("/v1/jobs", &token, flood.clone()).await;
+        let id = job.1["id"].as_str().unwrap().to_string();
+        let done = s
+            .wait_job(&token, &id, WAIT, |j| j["state"] == "completed")
+            .await;
+        let result = &done["result"];
+        assert_eq!(
+            result["stopped_by"]["kind"], "quota-exceeded",
+            "round {round}: {result}"
+        );
+        written += result["bytes_written"].as_u64().unwrap();
+    }
+    assert!(written > 0, "the first job had room to write");
+    assert!(
+        written <= 10_000,
+        "the two jobs wrote {written} bytes past a 10,000-byte quota"
+    );
+    s.stop().await;
+}

@@ -87,7 +87,8 @@ impl TestServer {
                 },
                 db.store.clone(),
                 runtime,
-            );
+            )
+            .with_metrics(metrics.clone());
             let maintenance = Maintenance::new(
                 MaintenanceConfig {
                     schedule_interval: Duration::from_millis(50),

@@ -30,10 +30,7 @@ pub async fn ready(state: State) -> ApiResult<Json<Value>> {
 pub async fn metrics(state: State) -> impl IntoResponse {
     let body = state.metrics.render(&state.store).await;
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::Metrics::CONTENT_TYPE)],
         body,
     )
 }

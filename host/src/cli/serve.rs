@@ -255,7 +255,8 @@ pub(super) async fn run(
     );
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(worker_config) = config.worker {
-        let worker = Worker::new(worker_config, store.clone(), runtime.clone());
+        let worker =
+            Worker::new(worker_config, store.clone(), runtime.clone()).with_metrics(metrics.clone());
         let token = shutdown.clone();
         tasks.spawn(async move {
             worker.run(token).await;

@@ -105,6 +105,15 @@ impl TenantLimits {
         }
     }
 
+    /// The per-attempt caps these limits put on every job of the tenant, whose store holds
+    /// `store_used` bytes: an attempt may write no more than the store has room for.
+    pub fn attempt_caps_with_store(&self, store_used: u64) -> Limits {
+        let mut caps = self.attempt_caps();
+        let room = self.max_store_bytes.saturating_sub(store_used);
+        caps.max_store_write_bytes = caps.max_store_write_bytes.min(room);
+        caps
+    }
+
     /// The per-attempt caps these limits put on every job of the tenant.
     pub fn attempt_caps(&self) -> Limits {
         Limits {

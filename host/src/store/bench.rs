@@ -62,7 +62,10 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.database(database).application_name("spool-bench"))
             .await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            kv_usage: super::kv::UsageCache::default(),
+        })
     }
 
     /// Creates the empty database `name`, which must look like `spool_bench_…`.

@@ -363,6 +363,18 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        for (c, status) in completions.iter().zip(&statuses) {
+            if *status == CompletionStatus::Completed && !c.store_writes.is_empty() {
+                // Counted as growth even when a write replaces a value: the usage errs high
+                // until it is read again.
+                let bytes = c
+                    .store_writes
+                    .iter()
+                    .map(|w| (w.key.len() + w.value.as_ref().map_or(0, Vec::len)) as u64)
+                    .sum();
+                self.kv_usage.add(c.tenant_id, bytes);
+            }
+        }
         Ok(statuses)
     }
 

@@ -1,9 +1,30 @@
 //! The tenant key/value store behind the idempotency-store capability (reads only: writes
 //! are applied by the group commit).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use sqlx::Row;
 
 use super::{Result, Store, int};
+
+/// How long a tenant's store usage is trusted before it is read again.
+const USAGE_TTL: Duration = Duration::from_secs(5);
+
+/// Tenants' store usage in bytes, as last read, shared by every clone of a [`Store`].
+#[derive(Debug, Clone, Default)]
+pub(super) struct UsageCache(Arc<Mutex<HashMap<i64, (u64, Instant)>>>);
+
+impl UsageCache {
+    /// Counts `bytes` just committed to a tenant's store, if its usage is cached.
+    pub(super) fn add(&self, tenant_id: i64, bytes: u64) {
+        let mut usage = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((used, _)) = usage.get_mut(&tenant_id) {
+            *used += bytes;
+        }
+    }
+}
 
 /// Reads of one tenant's key/value store.
 #[derive(Debug, Clone)]
@@ -13,6 +34,37 @@ pub struct KvBackend {
 }
 
 impl Store {
+    /// Returns the bytes (keys plus values) in `tenant_id`'s key/value store, as read at most
+    /// a few seconds ago: enough to hold a tenant to its store quota, with each attempt's own
+    /// write budget bounding what a few seconds of staleness can add.
+    pub async fn kv_usage(&self, tenant_id: i64) -> Result<u64> {
+        let cached = self
+            .kv_usage
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tenant_id)
+            .filter(|(_, at)| at.elapsed() < USAGE_TTL)
+            .map(|(bytes, _)| *bytes);
+        if let Some(bytes) = cached {
+            return Ok(bytes);
+        }
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0)::bigint
+             FROM spool.kv WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let bytes = bytes.max(0) as u64;
+        self.kv_usage
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant_id, (bytes, Instant::now()));
+        Ok(bytes)
+    }
+
     /// Returns a reader of `tenant_id`'s key/value store.
     pub fn kv(&self, tenant_id: i64) -> KvBackend {
         KvBackend {

@@ -86,6 +86,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    kv_usage: kv::UsageCache,
 }
 
 impl Store {
@@ -99,7 +100,10 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.application_name("spool"))
             .await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            kv_usage: kv::UsageCache::default(),
+        })
     }
 
     /// Applies every migration that has not been applied yet.

@@ -9,7 +9,7 @@ use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
-use crate::model::{ClaimedJob, ErrorKind, JobContext, Limits, Outcome, RetryPolicy};
+use crate::model::{ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
 
@@ -134,7 +134,14 @@ async fn execute(
             return fail(kind, message, serde_json::json!([]));
         }
     };
-    let caps = Limits::default().with(&job.tenant_limits);
+    let tenant_limits = crate::model::TenantLimits::resolve(&job.tenant_limits);
+    // An unreadable usage counts as full: the store call answers quota-exceeded (or the
+    // commit fails and retries) rather than letting a tenant past its quota.
+    let store_used = store
+        .kv_usage(job.tenant_id)
+        .await
+        .unwrap_or(tenant_limits.max_store_bytes);
+    let caps = tenant_limits.attempt_caps_with_store(store_used);
     let limits = caps.with(&job.limits).capped_by(&caps);
     let context = JobContext {
         id: job.id.to_string(),
