@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use spool::alerts::{Alerts, AlertsConfig};
 use spool::api::{self, ApiConfig, AppState};
 use spool::devdb::{Cluster, ClusterConfig};
 use spool::maintenance::{Maintenance, MaintenanceConfig};
@@ -38,13 +39,15 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     maintenance: Option<bool>,
     migrate: Option<bool>,
+    #[serde(default)]
+    alerts: Option<AlertsConfig>,
 }
 
 /// Arguments of `spool serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// A TOML file with any of: listen, database_url, admin_token, db_connections, queues,
-    /// slots, cache_dir, maintenance, migrate.
+    /// slots, cache_dir, maintenance, migrate, and an [alerts] section (see docs/alerts.md).
     #[arg(long, env = "SPOOL_CONFIG")]
     config: Option<PathBuf>,
     /// The address to serve the API on [default: 127.0.0.1:8080].
@@ -77,6 +80,10 @@ pub struct ServeArgs {
     /// Apply migrations before starting.
     #[arg(long)]
     migrate: bool,
+    /// Where the built-in alerts post when they fire and resolve (overrides [alerts]
+    /// webhook_url).
+    #[arg(long, env = "SPOOL_ALERT_WEBHOOK")]
+    alert_webhook: Option<url::Url>,
 }
 
 /// Everything a server needs, validated.
@@ -90,6 +97,7 @@ pub(super) struct ServerConfig {
     maintenance: bool,
     migrate: bool,
     cache_dir: Option<PathBuf>,
+    alerts: AlertsConfig,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -133,6 +141,7 @@ impl ServerConfig {
             maintenance: true,
             migrate: true,
             cache_dir: super::default_cache_dir(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -184,6 +193,13 @@ impl ServeArgs {
         worker
             .validate()
             .map_err(|e| anyhow::anyhow!("worker settings: {e}"))?;
+        let mut alerts = file.alerts.unwrap_or_default();
+        if let Some(url) = self.alert_webhook {
+            alerts.webhook_url = Some(url);
+        }
+        alerts
+            .validate()
+            .map_err(|e| anyhow::anyhow!("alerts settings: {e}"))?;
         let db_connections = self.db_connections.or(file.db_connections).unwrap_or(20);
         if db_connections < 2 {
             bail!("db_connections must be at least 2");
@@ -200,6 +216,7 @@ impl ServeArgs {
                 .cache_dir
                 .or(file.cache_dir)
                 .or_else(super::default_cache_dir),
+            alerts,
         })
     }
 }
@@ -255,8 +272,8 @@ pub(super) async fn run(
     );
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(worker_config) = config.worker {
-        let worker =
-            Worker::new(worker_config, store.clone(), runtime.clone()).with_metrics(metrics.clone());
+        let worker = Worker::new(worker_config, store.clone(), runtime.clone())
+            .with_metrics(metrics.clone());
         let token = shutdown.clone();
         tasks.spawn(async move {
             worker.run(token).await;
@@ -264,6 +281,11 @@ pub(super) async fn run(
     }
     if config.maintenance {
         let node = format!("serve-{}", uuid::Uuid::new_v4().simple());
+        let alerts = Alerts::new(config.alerts, store.clone())
+            .context("starting the alerts")?
+            .with_node(node.clone());
+        let token = shutdown.clone();
+        tasks.spawn(async move { alerts.run(token).await });
         let m = Maintenance::new(
             MaintenanceConfig {
                 node,

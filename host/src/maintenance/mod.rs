@@ -43,7 +43,7 @@ pub struct MaintenanceConfig {
 impl Default for MaintenanceConfig {
     fn default() -> Self {
         MaintenanceConfig {
-            node: format!("{}-maintenance", std::process::id()),
+            node: format!("maintenance-{}", uuid::Uuid::new_v4().simple()),
             leader_ttl: Duration::from_secs(15),
             schedule_interval: Duration::from_millis(200),
             rescue_interval: Duration::from_secs(2),
