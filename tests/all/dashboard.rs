@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use spool::alerts::AlertsConfig;
 use spool::api::{ApiConfig, AppState};
 use spool::metrics::Metrics;
 use spool::model::NewJob;
@@ -355,6 +356,46 @@ async fn overview_matches_api(spool: &Spool, browser: &Client, token: &str) -> C
     .await
 }
 
+/// Waits until the overview lists the firing alerts `GET /v1/alerts` answers, and its badge
+/// counts them.
+async fn firing_alerts_match_api(spool: &Spool, browser: &Client, token: &str) {
+    let api = spool.call(token, "GET", "/v1/alerts", None).await;
+    let mut firing: Vec<(String, String)> = api["alerts"]
+        .as_array()
+        .expect("alerts is a list")
+        .iter()
+        .filter(|a| a["state"] == "firing")
+        .map(|a| {
+            let queue = a["queue"].as_str().unwrap_or_default().to_string();
+            (a["rule"].as_str().unwrap().to_string(), queue)
+        })
+        .collect();
+    firing.sort();
+    assert!(!firing.is_empty(), "no alert fires: {api}");
+    eventually("the overview lists the firing alerts", || async {
+        let shown = browser
+            .execute(
+                r#"return {
+                     alerts: [...document.querySelectorAll('#overview-alerts li.alert')]
+                       .map(li => [li.dataset.rule, li.dataset.queue]),
+                     badge: Number(document.querySelector('#alerts-badge').dataset.count),
+                   };"#,
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut alerts: Vec<(String, String)> =
+            serde_json::from_value(shown["alerts"].clone()).map_err(|e| e.to_string())?;
+        alerts.sort();
+        if alerts == firing && shown["badge"] == json!(firing.len()) {
+            Ok(())
+        } else {
+            Err(format!("page {shown}, API {firing:?}"))
+        }
+    })
+    .await;
+}
+
 async fn find(browser: &Client, css: &str) -> Element {
     browser
         .wait()
@@ -493,6 +534,23 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
     })
     .await;
 
+    // Dead letters on both queues: the dead-letter growth alert fires for each, once
+    // maintenance has folded the counters the rules read.
+    let alerts = spool::alerts::Alerts::new(AlertsConfig::default(), db.store.clone())
+        .expect("the alerts service");
+    eventually("the dead-letter alerts fire", || async {
+        let evaluation = alerts
+            .evaluate_once(None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if evaluation.fired + evaluation.still_firing >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{evaluation:?}"))
+        }
+    })
+    .await;
+
     let (driver, browser_path) = start_chromedriver().await;
     let browser = open_browser(&driver, &browser_path).await;
 
@@ -507,6 +565,7 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
     assert_eq!(counts["default"]["dead"], 1);
     assert_eq!(counts["orders"]["dead"], 2);
     assert_eq!(counts["orders"]["retryable"], 1);
+    firing_alerts_match_api(&spool, &browser, &token).await;
     save_screenshot(&browser).await;
 
     // The job search finds the retrying job by state.

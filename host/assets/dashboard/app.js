@@ -327,10 +327,11 @@ async function refresh() {
       overview ? api("GET", "/v1/queues") : null,
       api("GET", "/v1/alerts").catch(() => null),
     ]);
-    if (alerts) renderAlertBadge(alerts.alerts || []);
+    const own = alerts ? ownAlerts(alerts.alerts || []) : null;
+    if (own) renderAlertBadge(own);
     if (queues) {
       renderQueues(queues.queues || []);
-      renderOverviewAlerts(alerts ? alerts.alerts || [] : null);
+      renderOverviewAlerts(own);
     }
     showError(null);
   } catch (e) {
@@ -430,6 +431,20 @@ function firing(alerts) {
   return alerts.filter((a) => a.state === "firing" || (!a.resolved_at && a.state !== "resolved"));
 }
 
+/** The alerts of the tenant in view: the admin is sent every tenant's. */
+function ownAlerts(alerts) {
+  return session.admin && session.tenant ? alerts.filter((a) => !a.tenant || a.tenant === session.tenant) : alerts;
+}
+
+/** An alert's figure in its rule's unit: a share, a count of jobs, or seconds of waiting. */
+function alertFigure(rule, value) {
+  const n = Number(value);
+  if (value === null || value === undefined || Number.isNaN(n)) return "—";
+  if (rule === "failure_rate") return `${rateFormat.format(n * 100)} %`;
+  if (rule === "backlog_age") return age(n * 1000);
+  return numberFormat.format(n);
+}
+
 function renderAlertBadge(alerts) {
   const n = firing(alerts).length;
   const badge = $("#alerts-badge");
@@ -447,9 +462,9 @@ function renderOverviewAlerts(alerts) {
   const now = firing(alerts);
   list.replaceChildren(...(now.length
     ? now.map((a) => h("li", { class: "alert", dataset: { rule: a.rule, queue: a.queue || "" } },
-      h("strong", {}, a.rule), a.queue ? ` on ${a.queue}` : "", ": ",
-      a.description || "", " ", h("span", { class: "muted" }, `(${a.value} over ${a.threshold}, since `),
-      when(a.fired_at), h("span", { class: "muted" }, ")")))
+      h("strong", {}, a.rule.replaceAll("_", " ")), a.queue ? ` on ${a.queue}` : "", ": ",
+      a.description || `${alertFigure(a.rule, a.value)}, over ${alertFigure(a.rule, a.threshold)}`,
+      h("span", { class: "muted" }, " — since "), when(a.fired_at)))
     : [h("li", { class: "muted" }, "None firing.")]));
 }
 
@@ -694,7 +709,7 @@ async function deadAction(action, body) {
 async function loadAlerts() {
   await guarded(async () => {
     const data = await api("GET", "/v1/alerts");
-    const alerts = [...(data.alerts || [])];
+    const alerts = ownAlerts([...(data.alerts || [])]);
     const isFiring = new Set(firing(alerts));
     alerts.sort((a, b) => (isFiring.has(b) - isFiring.has(a)) || String(b.fired_at).localeCompare(String(a.fired_at)));
     $("#alerts tbody").replaceChildren(...alerts.map((a) => {
@@ -703,9 +718,9 @@ async function loadAlerts() {
         h("td", {}, h("span", { class: `state alert-${state}` }, state)),
         h("td", {}, a.rule),
         h("td", {}, a.queue || "—"),
-        h("td", { class: "num" }, String(a.value)),
-        h("td", { class: "num" }, String(a.threshold)),
-        h("td", {}, a.description || ""),
+        h("td", { class: "num" }, alertFigure(a.rule, a.value)),
+        h("td", { class: "num" }, alertFigure(a.rule, a.threshold)),
+        h("td", { class: "message" }, a.description || ""),
         h("td", {}, when(a.fired_at)),
         h("td", {}, when(a.resolved_at)));
     }));
