@@ -5,6 +5,7 @@
 
 mod alerts;
 mod cache;
+mod cli_client;
 mod dashboard;
 mod durability;
 mod enqueue;

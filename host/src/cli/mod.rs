@@ -1,6 +1,7 @@
 //! Command-line parsing and the wiring behind each subcommand. The only place `anyhow` is used.
 
 mod bench;
+mod client;
 mod demo;
 mod run;
 mod serve;
@@ -54,6 +55,14 @@ enum Command {
     Migrate(worker::MigrateArgs),
     /// Measure throughput and latency against a fresh database of its own, and print JSON.
     Bench(bench::BenchArgs),
+    /// Create and list tenants through the API (admin token).
+    Tenant(client::TenantArgs),
+    /// Upload, list, show and delete handlers through the API.
+    Handler(client::HandlerArgs),
+    /// Enqueue, show, list, cancel and retry jobs through the API.
+    Job(client::JobArgs),
+    /// List, retry and discard dead jobs through the API.
+    Dead(client::DeadArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -79,6 +88,10 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => worker::migrate(args).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Bench(args) => bench::bench(args).await,
+            Command::Tenant(args) => client::tenant(args).await,
+            Command::Handler(args) => client::handler(args).await,
+            Command::Job(args) => client::job(args).await,
+            Command::Dead(args) => client::dead(args).await,
         }
     });
     match result {

@@ -1,0 +1,247 @@
+//! `spool handler upload|list|get|delete`.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::http::Client;
+use super::output::{self, Table};
+use super::{Connection, show};
+
+/// The size of each chunk of an upload read from the file.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// Arguments of `spool handler`.
+#[derive(Debug, clap::Args)]
+pub struct HandlerArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: HandlerCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HandlerCommand {
+    /// Upload a component as the handler's new version; the server validates and compiles it
+    /// first, and jobs enqueued from then on run it.
+    Upload {
+        /// The handler's name.
+        name: String,
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
+    /// List the handlers.
+    List,
+    /// Show a handler and its versions.
+    Get {
+        /// The handler's name.
+        name: String,
+    },
+    /// Delete a handler and its versions; its pending jobs fail when they run.
+    Delete {
+        /// The handler's name.
+        name: String,
+    },
+}
+
+/// A handler's current version, as the API answers it.
+#[derive(Debug, Deserialize)]
+struct HandlerView {
+    name: String,
+    version: i32,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HandlerList {
+    handlers: Vec<HandlerView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionView {
+    version: i32,
+    digest: String,
+    size: i64,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HandlerDetail {
+    #[serde(flatten)]
+    current: HandlerView,
+    versions: Vec<VersionView>,
+}
+
+/// Runs a `spool handler` subcommand.
+pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
+    let client = args.conn.client(false)?;
+    let json = args.conn.json;
+    match args.command {
+        HandlerCommand::Upload { name, file } => upload(&client, json, &name, &file).await,
+        HandlerCommand::List => {
+            let answer = client.get(&["handlers"], &[]).await?;
+            show(&answer, json, |list: HandlerList| {
+                let mut table = Table::new(&["NAME", "VERSION", "SIZE", "DIGEST", "UPDATED"]);
+                for h in list.handlers {
+                    table.row(vec![
+                        h.name,
+                        h.version.to_string(),
+                        output::bytes(h.size),
+                        digest(&h.digest),
+                        output::time(h.updated_at),
+                    ]);
+                }
+                table.print("no handlers");
+            })
+        }
+        HandlerCommand::Get { name } => {
+            let answer = client.get(&["handlers", &name], &[]).await?;
+            show(&answer, json, |h: HandlerDetail| {
+                let c = &h.current;
+                output::print(&format!(
+                    "{} v{} ({}, {}), updated {}\n\n",
+                    c.name,
+                    c.version,
+                    digest(&c.digest),
+                    output::bytes(c.size),
+                    output::time(c.updated_at)
+                ));
+                let mut table = Table::new(&["VERSION", "SIZE", "DIGEST", "CREATED"]);
+                for v in h.versions {
+                    table.row(vec![
+                        v.version.to_string(),
+                        output::bytes(v.size),
+                        v.digest,
+                        output::time(Some(v.created_at)),
+                    ]);
+                }
+                table.print("no versions");
+            })
+        }
+        HandlerCommand::Delete { name } => {
+            let answer = client.delete(&["handlers", &name]).await?;
+            if json {
+                // 204: nothing to print, as documented for --json.
+                if !answer.body.is_empty() {
+                    output::print_line(&answer.text());
+                }
+            } else {
+                output::print(&format!("deleted handler {name}\n"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Streams `file` to `PUT /v1/handlers/{name}` behind a progress bar (on a terminal, without
+/// `--json`), then shows what the server stored.
+async fn upload(client: &Client, json: bool, name: &str, file: &Path) -> anyhow::Result<()> {
+    let opened = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let meta = opened
+        .metadata()
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a file", file.display());
+    }
+    let len = meta.len();
+    let bar = upload_bar(json, len, name);
+    let reader = Counted {
+        inner: opened,
+        bar: bar.clone(),
+    };
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+        reader,
+        CHUNK_BYTES,
+    ));
+    let answer = client
+        .put(&["handlers", name], body, len, "application/wasm")
+        .await;
+    bar.finish_and_clear();
+    let answer = answer?;
+    let created = answer.status == StatusCode::CREATED;
+    show(&answer, json, |h: HandlerView| {
+        let what = if created {
+            "uploaded"
+        } else {
+            "unchanged: already the current version,"
+        };
+        output::print(&format!(
+            "{what} {} v{} ({}, {})\n",
+            h.name,
+            h.version,
+            digest(&h.digest),
+            output::bytes(h.size)
+        ));
+    })
+}
+
+/// Returns the bar an upload of `len` bytes shows on stderr: hidden with `--json` or when
+/// stderr is not a terminal.
+fn upload_bar(json: bool, len: u64, name: &str) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("a valid progress template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("uploading {name}"));
+    bar
+}
+
+/// A reader that moves a progress bar along as the body is read, and turns it into a spinner
+/// once it is all sent: the server validates and compiles before it answers.
+struct Counted<R> {
+    inner: R,
+    bar: ProgressBar,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            let read = buf.filled().len() - before;
+            if read > 0 {
+                self.bar.inc(read as u64);
+            } else if buf.remaining() > 0 && !self.bar.is_hidden() {
+                self.bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .expect("a valid progress template"),
+                );
+                self.bar
+                    .set_message("sent; the server is validating and compiling it");
+                self.bar.enable_steady_tick(Duration::from_millis(120));
+            }
+        }
+        poll
+    }
+}
+
+/// Shortens a hex SHA-256 to `sha256:` and its first 12 digits.
+fn digest(hex: &str) -> String {
+    format!("sha256:{}", hex.get(..12).unwrap_or(hex))
+}

@@ -1,0 +1,112 @@
+//! `spool tenant create|list` (admin token).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::output::{self, Table};
+use super::{Connection, parse_json, show};
+
+/// Arguments of `spool tenant`.
+#[derive(Debug, clap::Args)]
+pub struct TenantArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: TenantCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its token (shown once).
+    Create {
+        /// The tenant's name: 1-64 of A-Za-z0-9._-, starting with a letter or digit.
+        name: String,
+        /// Limits to set, as JSON (e.g. '{"fuel": 1000000, "max_queued": 5000}'); the rest
+        /// take their defaults.
+        #[arg(long, value_parser = parse_json, value_name = "JSON")]
+        limits: Option<Value>,
+        /// A host its handlers may reach over outbound HTTP (repeatable).
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allowed_hosts: Vec<String>,
+    },
+    /// List the tenants and their limits.
+    List,
+}
+
+/// A tenant as the API answers it.
+#[derive(Debug, Deserialize)]
+struct TenantView {
+    name: String,
+    limits: Limits,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// The limits a listing shows.
+#[derive(Debug, Deserialize)]
+struct Limits {
+    fuel: u64,
+    timeout_ms: u64,
+    memory_mb: u64,
+    max_queued: u64,
+    enqueue_rate: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TenantList {
+    tenants: Vec<TenantView>,
+}
+
+/// Runs a `spool tenant` subcommand.
+pub async fn run(args: TenantArgs) -> anyhow::Result<()> {
+    let client = args.conn.client(true)?;
+    let json = args.conn.json;
+    match args.command {
+        TenantCommand::Create {
+            name,
+            limits,
+            allowed_hosts,
+        } => {
+            let mut body = json!({ "name": name, "allowed_hosts": allowed_hosts });
+            if let Some(limits) = limits {
+                body["limits"] = limits;
+            }
+            let answer = client.post(&["tenants"], &body).await?;
+            show(&answer, json, |tenant: TenantView| {
+                output::print(&format!(
+                    "created tenant {}; its token, shown once:\n{}\n",
+                    tenant.name,
+                    tenant.token.as_deref().unwrap_or("(none)")
+                ));
+            })
+        }
+        TenantCommand::List => {
+            let answer = client.get(&["tenants"], &[]).await?;
+            show(&answer, json, |list: TenantList| {
+                let mut table = Table::new(&[
+                    "NAME",
+                    "CREATED",
+                    "FUEL",
+                    "TIMEOUT",
+                    "MEMORY",
+                    "MAX QUEUED",
+                    "ENQUEUE/S",
+                ]);
+                for t in list.tenants {
+                    table.row(vec![
+                        t.name,
+                        output::time(Some(t.created_at)),
+                        t.limits.fuel.to_string(),
+                        format!("{} ms", t.limits.timeout_ms),
+                        format!("{} MiB", t.limits.memory_mb),
+                        t.limits.max_queued.to_string(),
+                        t.limits.enqueue_rate.to_string(),
+                    ]);
+                }
+                table.print("no tenants");
+            })
+        }
+    }
+}
