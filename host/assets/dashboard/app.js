@@ -320,6 +320,11 @@ function stopRefresh() {
 /** Refreshes the alert badge and, when it is shown, the overview. One refresh at a time. */
 async function refresh() {
   if (session.refreshing || !session.token) return;
+  // The admin acts for one tenant at a time; with no tenant yet there is nothing to show.
+  if (session.admin && !session.tenant) {
+    renderQueues([]);
+    return;
+  }
   session.refreshing = true;
   try {
     const overview = document.body.dataset.view === "overview";
