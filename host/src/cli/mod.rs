@@ -49,7 +49,8 @@ enum Command {
     Dev(serve::DevArgs),
     /// Run jobs: claim, execute in the sandbox, commit; plus maintenance unless disabled.
     Worker(worker::WorkerArgs),
-    /// Run the order-fulfilment demo against DATABASE_URL.
+    /// Run the order-fulfilment demo over the HTTP API (on a private PostgreSQL unless
+    /// DATABASE_URL is set).
     Demo(demo::DemoArgs),
     /// Apply the database migrations.
     Migrate(worker::MigrateArgs),
@@ -68,7 +69,12 @@ enum Command {
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo narrates on stdout; its injected failures need not be logged as warnings too.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
+    init_tracing(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,10 +118,11 @@ fn default_cache_dir() -> Option<std::path::PathBuf> {
     Some(base.join("spool").join("components"))
 }
 
-/// Installs the log subscriber: stderr, filtered by `SPOOL_LOG` (default `warn`), in `format`.
-fn init_tracing(format: LogFormat) {
+/// Installs the log subscriber: stderr, filtered by `SPOOL_LOG` (else `default_filter`), in
+/// `format`.
+fn init_tracing(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPOOL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
