@@ -84,6 +84,9 @@ pub struct ServeArgs {
     /// webhook_url).
     #[arg(long, env = "SPOOL_ALERT_WEBHOOK")]
     alert_webhook: Option<url::Url>,
+    /// Also serve /metrics on this address of its own (it is always on the API's).
+    #[arg(long, env = "SPOOL_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Everything a server needs, validated.
@@ -98,6 +101,7 @@ pub(super) struct ServerConfig {
     migrate: bool,
     cache_dir: Option<PathBuf>,
     alerts: AlertsConfig,
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -142,6 +146,7 @@ impl ServerConfig {
             migrate: true,
             cache_dir: super::default_cache_dir(),
             alerts: AlertsConfig::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -217,6 +222,7 @@ impl ServeArgs {
                 .or(file.cache_dir)
                 .or_else(super::default_cache_dir),
             alerts,
+            metrics_listen: self.metrics_listen,
         })
     }
 }
@@ -271,6 +277,14 @@ pub(super) async fn run(
         },
     );
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(address) = config.metrics_listen {
+        let server =
+            super::worker::serve_metrics(address, metrics.clone(), store.clone(), shutdown.clone())
+                .await?;
+        tasks.spawn(async move {
+            let _ = server.await;
+        });
+    }
     if let Some(worker_config) = config.worker {
         let worker = Worker::new(worker_config, store.clone(), runtime.clone())
             .with_metrics(metrics.clone());

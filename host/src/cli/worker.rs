@@ -127,7 +127,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Serves `GET /metrics` on `addr` until `shutdown` is cancelled.
-async fn serve_metrics(
+pub(super) async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     store: Store,

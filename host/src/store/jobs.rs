@@ -417,24 +417,24 @@ impl Store {
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Job>> {
-        let (state_filter, hot, history) = match filter.state {
-            Some(state) => (
-                format!("AND state = '{}'", state.as_str()),
-                !state.is_finished(),
-                state.is_finished(),
-            ),
-            None => (String::new(), true, true),
+        let dead = filter.state == Some(JobState::Dead);
+        let sql = if dead {
+            include_str!("sql/job_list_dead.sql")
+        } else {
+            include_str!("sql/job_list.sql")
         };
-        let sql = include_str!("sql/job_list.sql")
-            .replace("STATE_FILTER", &state_filter)
-            .replace("WHERE HOT", &format!("WHERE {hot}"))
-            .replace("WHERE HISTORY", &format!("WHERE {history}"));
-        sqlx::query(&sql)
+        let query = sqlx::query(sql)
             .bind(tenant_id)
             .bind(filter.queue.as_deref())
             .bind(filter.handler.as_deref())
             .bind(before)
-            .bind(i64::from(limit))
+            .bind(i64::from(limit));
+        let query = if dead {
+            query
+        } else {
+            query.bind(filter.state.map(JobState::as_str))
+        };
+        query
             .fetch_all(&self.pool)
             .await?
             .into_iter()

@@ -1,14 +1,15 @@
 -- A page of a tenant's jobs, newest first, from the hot table and history. $1 tenant id,
--- $2 queue, $3 handler, $4 the cursor (ids below it), $5 the page size. The state filter is
--- spliced in as STATE_FILTER (a literal from the closed set of states, so that the planner
--- can use the partial indexes), as are HOT and HISTORY (true/false: which tables can hold it).
+-- $2 queue, $3 handler, $4 the cursor (ids below it), $5 the page size, $6 the state (NULL:
+-- any). Each side is skipped outright when the state is one it cannot hold. The dead-letter
+-- queue has a query of its own (job_list_dead.sql), on its partial index.
 SELECT * FROM (
     (SELECT tenant_id, id, handler, queue, state::text AS state, attempt, max_attempts, priority,
             idempotency_key, ''::bytea AS payload, NULL::bytea AS result, false AS duplicate,
             errors, '[]'::jsonb AS logs, parent_id, created_at, run_at,
             NULL::timestamptz AS finished_at
      FROM spool.jobs
-     WHERE HOT AND tenant_id = $1 STATE_FILTER
+     WHERE ($6::text IS NULL OR $6 IN ('scheduled', 'available', 'running', 'retryable'))
+       AND tenant_id = $1 AND ($6::text IS NULL OR state = $6::spool.job_state)
        AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
        AND ($4::uuid IS NULL OR id < $4)
      ORDER BY id DESC LIMIT $5)
@@ -17,7 +18,8 @@ SELECT * FROM (
             idempotency_key, ''::bytea, NULL::bytea, duplicate, errors, '[]'::jsonb, parent_id,
             created_at, run_at, finished_at
      FROM spool.job_history
-     WHERE HISTORY AND tenant_id = $1 STATE_FILTER
+     WHERE ($6::text IS NULL OR $6 IN ('completed', 'dead', 'cancelled'))
+       AND tenant_id = $1 AND ($6::text IS NULL OR state = $6::spool.job_state)
        AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
        AND ($4::uuid IS NULL OR id < $4)
      ORDER BY id DESC LIMIT $5)
