@@ -3,9 +3,20 @@
 use axum::Json;
 use serde_json::{Value, json};
 
+use serde::Deserialize;
+
 use super::auth::Caller;
-use super::{ApiResult, State};
-use crate::store::Alert;
+use super::error::ApiQuery;
+use super::{ApiError, ApiResult, State};
+use crate::store::{Alert, StoreError};
+
+/// `GET /v1/alerts` query parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuery {
+    /// (admin) Only this tenant's alerts.
+    tenant: Option<String>,
+}
 
 /// Lists the alerts, firing ones first (the most recently fired first), then resolved ones
 /// (the most recently resolved first): every tenant's for the admin, its own for a tenant.
@@ -13,10 +24,28 @@ use crate::store::Alert;
 /// `{alerts: [{rule, tenant, queue, state, value, threshold, description, fired_at,
 /// resolved_at}]}`; `value` and `threshold` are a fraction for `failure_rate`, a count for
 /// `dead_letter_growth` and seconds for `backlog_age`.
-pub async fn list(state: State, caller: Caller) -> ApiResult<Json<Value>> {
-    let tenant_id = match &caller {
-        Caller::Admin => None,
-        Caller::Tenant(tenant) => Some(tenant.id),
+/// The admin may narrow the list to one tenant with `?tenant=NAME`.
+pub async fn list(
+    state: State,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> ApiResult<Json<Value>> {
+    let tenant_id = match (&caller, query.tenant) {
+        (Caller::Admin, None) => None,
+        (Caller::Admin, Some(name)) => match state.store.tenant_get(&name).await {
+            Ok(tenant) => Some(tenant.id),
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found(format!("no tenant named {name:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (Caller::Tenant(tenant), None) => Some(tenant.id),
+        (Caller::Tenant(tenant), Some(name)) if name == tenant.name => Some(tenant.id),
+        (Caller::Tenant(_), Some(_)) => {
+            return Err(ApiError::forbidden(
+                "only the admin token may act for another tenant",
+            ));
+        }
     };
     let alerts = state.store.alert_list(tenant_id).await?;
     Ok(Json(json!({
