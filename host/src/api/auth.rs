@@ -52,11 +52,14 @@ pub struct Scope(pub Arc<Tenant>);
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
+/// A cached tenant, and when it was read.
+type Cached = (Arc<Tenant>, Instant);
+
 /// Tenants by token hash, cached briefly so that an enqueue costs no extra query.
 #[derive(Debug)]
 pub struct TokenCache {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Arc<Tenant>, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl TokenCache {
