@@ -781,3 +781,40 @@ async fn a_tenants_store_quota_holds_across_jobs() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_job_runs_the_handler_version_current_when_it_was_enqueued() {
+    let s = TestServer::start(with_worker()).await;
+    let token = s.tenant("acme", json!({})).await;
+    assert_eq!(s.upload(&token, "h", "hello").await.0, 201);
+    // Scheduled a moment ahead, so that it runs after the next upload.
+    let early = s
+        .post(
+            "/v1/jobs",
+            &token,
+            json!({"handler": "h", "payload": {"action": "ok", "name": "v1"}, "delay_ms": 1500}),
+        )
+        .await;
+    let v2 = s.upload(&token, "h", "hostile").await;
+    assert_eq!(v2.1["version"], 2);
+    let late = s
+        .post(
+            "/v1/jobs",
+            &token,
+            json!({"handler": "h", "payload": {"action": "ok", "name": "v2"}}),
+        )
+        .await;
+    let early_id = early.1["id"].as_str().unwrap();
+    let late_id = late.1["id"].as_str().unwrap();
+    let done = |j: &Value| j["state"] == "completed";
+    let early_job = s.wait_job(&token, early_id, WAIT, done).await;
+    let late_job = s.wait_job(&token, late_id, WAIT, done).await;
+    // hello greets; hostile's "ok" action answers {"ok": true}.
+    assert!(
+        early_job["result"].get("ok").is_none(),
+        "v1 (hello) ran the early job: {}",
+        early_job["result"]
+    );
+    assert_eq!(late_job["result"], json!({"ok": true}));
+    s.stop().await;
+}
