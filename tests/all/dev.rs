@@ -158,3 +158,40 @@ async fn the_demo_runs_on_the_embedded_default() {
         );
     }
 }
+
+#[test]
+fn spool_serve_refuses_bad_settings_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spool.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nworkers = 3\n").unwrap();
+    let serve = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut command = Command::new(spool_bin());
+        command
+            .arg("serve")
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("SPOOL_ADMIN_TOKEN");
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let output = command.output().expect("running spool serve");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?} should fail at start"
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let url = ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    let token = ("SPOOL_ADMIN_TOKEN", "a-long-enough-admin-token");
+    assert!(serve(&[], &[token]).contains("DATABASE_URL"));
+    assert!(serve(&[], &[url]).contains("SPOOL_ADMIN_TOKEN"));
+    assert!(serve(&[], &[url, ("SPOOL_ADMIN_TOKEN", "short")]).contains("at least 16"));
+    assert!(serve(&["--listen", "localhost"], &[url, token]).contains("--listen"));
+    let bad_file = serve(&["--config", file.to_str().unwrap()], &[url, token]);
+    assert!(
+        bad_file.contains("spool.toml") && bad_file.contains("workers"),
+        "{bad_file}"
+    );
+    assert!(serve(&["--slots", "0"], &[url, token]).contains("slots"));
+}
