@@ -201,6 +201,7 @@ pub async fn delete(
         Err(StoreError::NotFound) => Err(not_found(&name)),
         r => {
             r?;
+            state.handlers.forget(tenant.id, &name);
             Ok(StatusCode::NO_CONTENT)
         }
     }

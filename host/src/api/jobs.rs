@@ -401,16 +401,30 @@ async fn enqueue_jobs(
     let mut names: Vec<&str> = jobs.iter().map(|j| j.handler.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let existing = state.store.handler_existing(tenant.id, &names).await?;
-    if let Some(missing) = names.iter().find(|n| !existing.iter().any(|e| e == *n)) {
+    if let Some(missing) = state
+        .handlers
+        .first_missing(&state.store, tenant.id, &names)
+        .await?
+    {
         return Err(ApiError::unprocessable(format!(
             "handler: no handler named {missing:?}; upload it with PUT /v1/handlers/{missing}"
         )));
     }
-    let enqueued = state
-        .store
-        .job_enqueue_all_or_none(tenant.id, &jobs)
-        .await?;
+    // Only a reused key can conflict; a batch with keys is enqueued all or none, in a
+    // transaction, and anything else in one statement.
+    let keyed = jobs.iter().any(|j| j.idempotency_key.is_some());
+    let enqueued = if keyed && jobs.len() > 1 {
+        state
+            .store
+            .job_enqueue_all_or_none(tenant.id, &jobs)
+            .await?
+    } else {
+        let enqueued = state.store.job_enqueue_many(tenant.id, &jobs, None).await?;
+        match enqueued.iter().position(|e| e.conflict) {
+            Some(index) => Err(index),
+            None => Ok(enqueued),
+        }
+    };
     let enqueued = match enqueued {
         Ok(enqueued) => enqueued,
         Err(index) => {

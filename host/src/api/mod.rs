@@ -65,6 +65,7 @@ pub struct AppState {
     pub config: ApiConfig,
     tokens: auth::TokenCache,
     quotas: quota::Quotas,
+    handlers: quota::KnownHandlers,
 }
 
 impl AppState {
@@ -78,6 +79,7 @@ impl AppState {
         Arc::new(AppState {
             tokens: auth::TokenCache::new(config.cache_ttl),
             quotas: quota::Quotas::new(config.cache_ttl),
+            handlers: quota::KnownHandlers::new(config.cache_ttl),
             store,
             runtime,
             metrics,

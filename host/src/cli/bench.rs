@@ -11,7 +11,10 @@
 //!    committed → burn-down jobs/s;
 //! 3. **latency**: jobs offered at `--rate` per second for `--latency-secs`, enqueued in small
 //!    batches every 10 ms while the worker runs; enqueue→start (`created_at` → `attempted_at`,
-//!    both database clocks) p50/p99/max, computed in SQL from history.
+//!    both database clocks) p50/p99/max, computed in SQL from history;
+//! 4. **api**: `--api-requests` single-job `POST /v1/jobs`, one after another over one
+//!    keep-alive connection to the HTTP API served on loopback in this process, as an
+//!    application enqueues from its request path: the client's round-trip p50/p99/max.
 //!
 //! The database is dropped at the end (also after an error or Ctrl-C) unless `--keep`.
 //!
@@ -73,6 +76,9 @@ pub struct BenchArgs {
     /// How long the latency phase offers jobs, in seconds; 0 skips the phase.
     #[arg(long, default_value_t = 10)]
     latency_secs: u64,
+    /// Single-job enqueues over the HTTP API in the api phase; 0 skips the phase.
+    #[arg(long, default_value_t = 2000)]
+    api_requests: u32,
     /// The most jobs the worker claims in one statement.
     #[arg(long, default_value_t = WorkerConfig::default().claim_batch)]
     claim_batch: u32,
@@ -124,6 +130,8 @@ struct Measured {
     burn_down_jobs_per_s: f64,
     burn_down_secs: f64,
     latency: Option<Latency>,
+    /// Round trips of `POST /v1/jobs`, in milliseconds: p50, p99, max.
+    api: Option<(f64, f64, f64)>,
     /// What the worker counted over the whole run.
     stats: WorkerStats,
 }
@@ -209,6 +217,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "p99_ms": round3(l.p99_ms),
             "max_ms": round3(l.max_ms),
         })),
+        "api_enqueue": measured.api.map(|(p50, p99, max)| json!({
+            "requests": args.api_requests,
+            "p50_ms": round3(p50),
+            "p99_ms": round3(p99),
+            "max_ms": round3(max),
+        })),
         "component": args.component.display().to_string(),
         "payload": payload,
         "postgres_version": postgres_version,
@@ -270,6 +284,12 @@ fn print_human(args: &BenchArgs, m: &Measured, postgres_version: &str) {
         ),
         None => println!("  latency phase skipped"),
     }
+    if let Some((p50, p99, max)) = m.api {
+        println!(
+            "  POST /v1/jobs x{}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+            args.api_requests
+        );
+    }
 }
 
 /// Runs the three phases against the fresh database `database`.
@@ -296,7 +316,14 @@ async fn run(
     // running, and a claim cut short by the cap leaves the producer idle until its next poll.
     let max_running = i32::MAX as u32;
     let tenant = store
-        .tenant_create("bench", &spool::model::TenantLimitSpec { max_running: Some(max_running), ..Default::default() }, None)
+        .tenant_create(
+            "bench",
+            &spool::model::TenantLimitSpec {
+                max_running: Some(max_running),
+                ..Default::default()
+            },
+            None,
+        )
         .await?;
     store
         .handler_put(
@@ -330,6 +357,7 @@ async fn run(
         },
         store.clone(),
     );
+    let runtime_for_api = runtime.clone();
     let worker = Arc::new(Worker::new(worker_config, store.clone(), runtime));
     let bar = progress(args.jobs, "burn-down");
     let started = Instant::now();
@@ -363,6 +391,14 @@ async fn run(
         None
     };
 
+    // Phase 4: single enqueues over the HTTP API, into a queue no worker takes.
+    let api = if args.api_requests > 0 {
+        let samples = api_enqueues(&store, &tenant, runtime_for_api, args.api_requests).await?;
+        Some(samples)
+    } else {
+        None
+    };
+
     shutdown.cancel();
     let stats = running.await.unwrap_or_else(|_| worker.stats());
     let _ = maintenance.await;
@@ -372,8 +408,61 @@ async fn run(
         burn_down_jobs_per_s: args.jobs as f64 / burn_down_secs,
         burn_down_secs,
         latency,
+        api,
         stats,
     })
+}
+
+/// Serves the API on loopback and times `requests` single-job enqueues, one after another:
+/// returns p50, p99 and max in milliseconds.
+async fn api_enqueues(
+    store: &Store,
+    tenant: &spool::store::Tenant,
+    runtime: Arc<Runtime>,
+    requests: u32,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let (token, hash, prefix) = spool::api::new_token();
+    store.token_create(tenant.id, &hash, &prefix).await?;
+    let state = spool::api::AppState::new(
+        store.clone(),
+        runtime,
+        Arc::new(spool::metrics::Metrics::new()),
+        spool::api::ApiConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/v1/jobs", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(spool::api::serve(
+        listener,
+        spool::api::router(state),
+        stop.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let body = json!({"handler": HANDLER, "payload": {"action": "ok"}, "queue": "bench-api"});
+    let bar = progress(u64::from(requests), "api");
+    let mut samples = Vec::with_capacity(requests as usize);
+    for _ in 0..requests {
+        let started = Instant::now();
+        let response = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        if status != reqwest::StatusCode::CREATED {
+            bail!("POST /v1/jobs answered {status}");
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    stop.cancel();
+    let _ = server.await;
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99), at(1.0)))
 }
 
 /// Returns a progress bar on stderr (drawn only when stderr is a terminal).
