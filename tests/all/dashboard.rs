@@ -7,146 +7,64 @@ use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
 use serde_json::{Value, json};
 use spool::alerts::AlertsConfig;
-use spool::api::{ApiConfig, AppState};
-use spool::metrics::Metrics;
-use spool::model::NewJob;
-use spool::runtime::{Runtime, RuntimeConfig};
-use spool::worker::{Worker, WorkerConfig};
-use spool_tests::db::{TestDb, test_db};
-use spool_tests::{component, components_dir, workspace_root};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use spool::model::{JobState, NewJob};
+use spool_tests::background;
+use spool_tests::server::{ADMIN_TOKEN, TestServer};
+use spool_tests::{components_dir, workspace_root};
 
-const ADMIN_TOKEN: &str = "dashboard-test-admin-token";
 /// How long anything the test waits for may take: the page refreshes every 3 s.
 const PATIENCE: Duration = Duration::from_secs(60);
-const STATES: [&str; 7] = [
-    "scheduled",
-    "available",
-    "running",
-    "retryable",
-    "completed",
-    "dead",
-    "cancelled",
-];
 
-/// Spool in-process: the API on a loopback port, a worker and maintenance, one database.
+/// Spool in-process: the API on a loopback port, a worker working `default` and `orders` and
+/// maintenance, one database.
 struct Spool {
-    base: String,
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    http: reqwest::Client,
+    server: TestServer,
 }
 
 impl Spool {
-    async fn start(db: &TestDb) -> Spool {
-        let runtime = Arc::new(
-            Runtime::new(RuntimeConfig {
-                cache_dir: Some(components_dir().join("spool-test-cache")),
-                max_instances: 16,
-                ..RuntimeConfig::default()
-            })
-            .expect("a runtime"),
-        );
-        let metrics = Arc::new(Metrics::new());
-        let state = AppState::new(
-            db.store.clone(),
-            runtime.clone(),
-            metrics,
-            ApiConfig {
-                admin_token: ADMIN_TOKEN.into(),
-                ..ApiConfig::default()
-            },
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let worker = Worker::new(
-            WorkerConfig {
-                queues: vec!["default".into(), "orders".into()],
-                slots: 4,
-                poll_interval: Duration::from_millis(100),
-                ..WorkerConfig::default()
-            },
-            db.store.clone(),
-            runtime,
-        );
-        let maintenance = spool::maintenance::Maintenance::new(
-            spool::maintenance::MaintenanceConfig {
-                schedule_interval: Duration::from_millis(50),
-                ..Default::default()
-            },
-            db.store.clone(),
-        );
-        let router = spool::api::router(state);
-        let (a, b, c) = (shutdown.clone(), shutdown.clone(), shutdown.clone());
-        let tasks = vec![
-            tokio::spawn(async move {
-                spool::api::serve(listener, router, a)
-                    .await
-                    .expect("serving the API");
-            }),
-            tokio::spawn(async move {
-                worker.run(b).await;
-            }),
-            tokio::spawn(async move { maintenance.run(c).await }),
-        ];
+    async fn start() -> Spool {
+        let worker = background::Config {
+            queues: vec!["default".into(), "orders".into()],
+            slots: 4,
+            ..background::Config::default()
+        };
         Spool {
-            base,
-            shutdown,
-            tasks,
-            http: reqwest::Client::new(),
+            server: TestServer::start_with(Some(worker)).await,
         }
     }
 
+    /// Its base URL.
+    fn base(&self) -> &str {
+        &self.server.url
+    }
+
     async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            task.await.expect("a Spool task panicked");
-        }
+        self.server.stop().await;
     }
 
     /// Calls the API as `token` and returns the JSON answer, panicking on an error status.
     async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let mut request = match method {
-            "GET" => self.http.get(&url),
-            "POST" => self.http.post(&url),
-            other => panic!("unexpected method {other}"),
-        }
-        .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the API answers");
-        let status = response.status();
-        let text = response.text().await.expect("a body");
-        assert!(status.is_success(), "{method} {path}: {status}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+        let verb = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let (status, answer) = self.server.call(verb, path, token, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status}: {answer}"
+        );
+        answer
     }
 
     async fn upload(&self, token: &str, name: &str, crate_name: &str) {
-        let response = self
-            .http
-            .put(format!("{}/v1/handlers/{name}", self.base))
-            .bearer_auth(token)
-            .header("content-type", "application/wasm")
-            .body(component(crate_name))
-            .send()
-            .await
-            .expect("the API answers");
-        let status = response.status();
+        let (status, answer) = self.server.upload(token, name, crate_name).await;
         assert!(
-            status.is_success(),
-            "uploading {name}: {status}: {}",
-            response.text().await.unwrap_or_default()
+            (200..300).contains(&status),
+            "uploading {name}: {status}: {answer}"
         );
     }
 }
@@ -268,9 +186,12 @@ fn api_counts(queues: &Value) -> Counts {
         .expect("queues is a list")
         .iter()
         .map(|q| {
-            let counts = STATES
+            let counts = JobState::ALL
                 .iter()
-                .map(|s| (s.to_string(), q["counts"][s].as_i64().unwrap_or(0)))
+                .map(|s| {
+                    let s = s.as_str();
+                    (s.to_string(), q["counts"][s].as_i64().unwrap_or(0))
+                })
                 .collect();
             (q["name"].as_str().unwrap().to_string(), counts)
         })
@@ -450,8 +371,8 @@ async fn save_screenshot(browser: &Client) {
 
 #[tokio::test]
 async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
-    let db = test_db().await;
-    let spool = Spool::start(&db).await;
+    let spool = Spool::start().await;
+    let db = &spool.server.db;
 
     // A tenant, its handlers and its jobs, through the API.
     let tenant = spool
@@ -555,7 +476,7 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
     let browser = open_browser(&driver, &browser_path).await;
 
     // Signed in with the tenant's token, the overview shows the API's numbers.
-    sign_in(&browser, &spool.base, &token).await;
+    sign_in(&browser, spool.base(), &token).await;
     assert!(
         !visible(&browser, "#tenant-picker").await,
         "a tenant's token gets no tenant picker"
@@ -683,7 +604,7 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
 
     // Its page follows it to completed, with the first attempt's error kept.
     browser
-        .goto(&format!("{}/#/job/{to_retry}", spool.base))
+        .goto(&format!("{}/#/job/{to_retry}", spool.base()))
         .await
         .unwrap();
     eventually("the job's page shows it completed", || async {
@@ -722,7 +643,7 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
 
     // The admin token picks a tenant and sees the same.
     find(&browser, "#logout").await.click().await.unwrap();
-    sign_in(&browser, &spool.base, ADMIN_TOKEN).await;
+    sign_in(&browser, spool.base(), ADMIN_TOKEN).await;
     assert!(visible(&browser, "#tenant-picker").await);
     let picked = find(&browser, "#tenant").await.prop("value").await.unwrap();
     assert_eq!(picked.as_deref(), Some("acme"));

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spool_tests::{component, components_dir, spool_bin};
+use spool_tests::{cache_dir, component, components_dir, spool_bin};
 
 /// Reads `spool dev`'s stdout until it has printed the URL and the tenant token.
 /// The rest of stdout is drained in the background, so that the server never writes to a
@@ -33,6 +33,18 @@ fn read_banner(stdout: impl std::io::Read + Send + 'static) -> (String, String, 
     panic!("spool dev exited before printing its URL and tokens");
 }
 
+/// Sends `GET url` as `token` and returns the JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 #[tokio::test]
 async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,7 +52,7 @@ async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
         .args(["dev", "--listen", "127.0.0.1:0", "--dir"])
         .arg(dir.path())
         .env_remove("DATABASE_URL")
-        .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+        .env("SPOOL_CACHE_DIR", cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -73,15 +85,7 @@ async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
     let id = enqueued["id"].as_str().expect("a job id").to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let job: Value = http
-            .get(format!("{url}/v1/jobs/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job = get_json(&http, &format!("{url}/v1/jobs/{id}"), &token).await;
         if job["state"] == "completed" {
             assert!(job["result"].is_object(), "{job}");
             break;
@@ -90,15 +94,7 @@ async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The admin token manages tenants; the printed tenant exists.
-    let tenants: Value = http
-        .get(format!("{url}/v1/tenants"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenants = get_json(&http, &format!("{url}/v1/tenants"), &admin).await;
     assert_eq!(tenants["tenants"][0]["name"], "dev");
 
     // SIGTERM: the server stops, and so does its database.
@@ -131,7 +127,7 @@ async fn the_demo_runs_on_the_embedded_default() {
             .arg("--components")
             .arg(components_dir())
             .env_remove("DATABASE_URL")
-            .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+            .env("SPOOL_CACHE_DIR", cache_dir())
             .output()
             .expect("running spool demo");
         (output, dir)

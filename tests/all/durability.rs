@@ -16,37 +16,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use spool::devdb::{Cluster, ClusterConfig};
-use spool::model::{JobState, NewJob, TenantLimitSpec};
+use spool::model::{JobState, NewJob};
 use spool::sqlx::{self, PgPool, Row};
 use spool::store::Store;
 use spool_tests::db::test_db;
-use spool_tests::{component, workspace_root};
+use spool_tests::{factory, spool_bin, workspace_root};
 use uuid::Uuid;
 
 /// The lease workers claim under: short, so that the rescuer takes lost work back quickly.
 const LEASE_MS: &str = "1000";
 /// How long a stopping worker lets running attempts finish.
 const GRACE_MS: &str = "2000";
-
-/// Returns the `spool` binary: `$SPOOL_BIN`, or `target/debug/spool` of this workspace.
-fn spool_bin() -> PathBuf {
-    let path = std::env::var_os("SPOOL_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace_root().join("target"))
-                .join("debug")
-                .join("spool")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build -p spool` (`make test` does), or point \
-         SPOOL_BIN at a spool binary",
-        path.display()
-    );
-    path
-}
 
 /// Where this file's tests keep what they write: worker logs and the compiled-component cache.
 fn scratch_dir() -> PathBuf {
@@ -174,17 +154,8 @@ impl Drop for WorkerProcess {
 /// Creates the tenant and its `hostile` handler, whose retries back off for milliseconds
 /// rather than seconds. Returns the tenant's id.
 async fn setup(store: &Store) -> i64 {
-    let tenant = store
-        .tenant_create("acme", &TenantLimitSpec { max_running: Some(1000), ..TenantLimitSpec::default() }, None)
-        .await
-        .unwrap()
-        .id;
-    let bytes = component("hostile");
-    let digest = spool::runtime::cache::digest(&bytes);
-    store
-        .handler_put(tenant, "hostile", &digest, &bytes)
-        .await
-        .unwrap();
+    let tenant = factory::tenant(store, "acme", 1000).await;
+    factory::put_handler(store, tenant, "hostile").await;
     store
         .admin_execute(&format!(
             "UPDATE spool.handlers SET backoff_base_ms = 20, backoff_cap_ms = 200
@@ -205,13 +176,7 @@ async fn enqueue_effects(store: &Store, tenant: i64, k: usize, sleep_ms: u64) ->
             )
         })
         .collect();
-    store
-        .job_enqueue_many(tenant, &jobs, None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect()
+    factory::enqueue(store, tenant, &jobs).await
 }
 
 /// Opens the test's own connections, for the counting queries the store API has no call for.

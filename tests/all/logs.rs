@@ -3,23 +3,17 @@
 //! and they stay stored, bounded, on the job.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use spool::model::{JobState, NewJob, TenantLimitSpec};
-use spool_tests::db::{TestDb, test_db};
-use spool_tests::{component, components_dir, workspace_root};
+use spool::model::{JobState, NewJob};
+use spool_tests::db::{TestDb, test_db, wait_finished};
+use spool_tests::factory::{enqueue, tenant_with_handlers};
+use spool_tests::{cache_dir, spool_bin};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 use uuid::Uuid;
-
-fn spool_bin() -> PathBuf {
-    std::env::var_os("SPOOL_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|| workspace_root().join("target/debug/spool"))
-}
 
 /// Starts `spool worker` with `SPOOL_LOG=info` and `extra` arguments, its stderr piped.
 fn spawn_worker(db: &TestDb, extra: &[&str]) -> (Child, Lines<BufReader<ChildStderr>>) {
@@ -28,7 +22,7 @@ fn spawn_worker(db: &TestDb, extra: &[&str]) -> (Child, Lines<BufReader<ChildStd
         .args(["worker", "--slots", "2", "--no-maintenance"])
         .args(extra)
         .env("DATABASE_URL", &db.url)
-        .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+        .env("SPOOL_CACHE_DIR", cache_dir())
         .env("SPOOL_LOG", "info")
         .env_remove("SPOOL_LOG_FORMAT")
         .stdout(Stdio::null())
@@ -74,34 +68,6 @@ async fn read_until(
     read
 }
 
-async fn setup(db: &TestDb, handlers: &[&str]) -> i64 {
-    let t = db
-        .store
-        .tenant_create("acme", &TenantLimitSpec::default(), None)
-        .await
-        .unwrap()
-        .id;
-    for name in handlers {
-        let bytes = component(name);
-        let digest = spool::runtime::cache::digest(&bytes);
-        db.store
-            .handler_put(t, name, &digest, &bytes)
-            .await
-            .unwrap();
-    }
-    t
-}
-
-async fn wait_finished(db: &TestDb, t: i64, ids: &[Uuid], within: Duration) {
-    let deadline = Instant::now() + within;
-    for id in ids {
-        while !db.store.job_get(t, *id).await.unwrap().state.is_finished() {
-            assert!(Instant::now() < deadline, "job {id} never finished");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 /// Returns the events about job `id`, in order.
 fn events_of(events: &[Value], id: Uuid) -> Vec<&Value> {
     let id = id.to_string();
@@ -129,17 +95,10 @@ fn assert_job_fields(event: &Value, id: Uuid, handler: &str) {
 #[tokio::test]
 async fn json_logs_carry_the_fixed_job_fields_and_the_guests_own_lines() {
     let db = test_db().await;
-    let t = setup(&db, &["hello", "hostile"]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["hello", "hostile"]).await;
     let hello = NewJob::json("hello", &json!({"greeting": "hi"}));
     let permanent = NewJob::json("hostile", &json!({"action": "permanent"}));
-    let ids: Vec<Uuid> = db
-        .store
-        .job_enqueue_many(t, &[hello, permanent], None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue(&db.store, t, &[hello, permanent]).await;
     let (hello_id, failing_id) = (ids[0], ids[1]);
 
     let (child, mut lines) = spawn_worker(&db, &["--log-format", "json"]);
@@ -225,18 +184,11 @@ async fn json_logs_carry_the_fixed_job_fields_and_the_guests_own_lines() {
 #[tokio::test]
 async fn guest_logs_stay_stored_on_the_job_bounded_and_the_human_format_names_the_fields() {
     let db = test_db().await;
-    let t = setup(&db, &["hello", "hostile"]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["hello", "hostile"]).await;
     let hello = NewJob::json("hello", &json!({}));
     // 1 MiB through `log` and as much to stdout: far past the 64 KiB a job keeps.
     let chatty = NewJob::json("hostile", &json!({"action": "spam-logs", "mb": 1}));
-    let ids: Vec<Uuid> = db
-        .store
-        .job_enqueue_many(t, &[hello, chatty], None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue(&db.store, t, &[hello, chatty]).await;
 
     let (child, mut lines) = spawn_worker(&db, &[]);
     let needles: Vec<String> = ids.iter().map(|id| format!("job.id={id}")).collect();
@@ -247,7 +199,7 @@ async fn guest_logs_stay_stored_on_the_job_bounded_and_the_human_format_names_th
         })
     })
     .await;
-    wait_finished(&db, t, &ids, Duration::from_secs(30)).await;
+    wait_finished(&db.store, t, &ids, Duration::from_secs(30)).await;
     stop(child).await;
 
     let finished = read

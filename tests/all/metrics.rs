@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
-use spool::model::{NewJob, TenantLimitSpec};
-use spool::runtime::{Runtime, RuntimeConfig};
-use spool::worker::{Worker, WorkerConfig};
+use spool::model::NewJob;
+use spool_tests::background::{self, Background};
 use spool_tests::db::{TestDb, test_db};
-use spool_tests::{component, components_dir};
-use tokio_util::sync::CancellationToken;
+use spool_tests::factory::{enqueue, tenant_with_handlers};
+use spool_tests::test_runtime;
 
 /// One sample of the exposition: its name, labels and value.
 #[derive(Debug)]
@@ -80,75 +79,15 @@ fn present(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> bool {
     })
 }
 
-/// A worker (and optionally maintenance) running with `metrics` over a test database.
-struct Running {
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-    }
-}
-
-fn start(db: &TestDb, metrics: &Arc<Metrics>, with_maintenance: bool) -> Running {
-    let runtime = Arc::new(
-        Runtime::new(RuntimeConfig {
-            cache_dir: Some(components_dir().join("spool-test-cache")),
-            max_instances: 16,
-            ..RuntimeConfig::default()
-        })
-        .unwrap(),
-    );
-    let shutdown = CancellationToken::new();
-    let worker = Worker::new(
-        WorkerConfig {
-            slots: 8,
-            poll_interval: Duration::from_millis(100),
-            ..WorkerConfig::default()
-        },
-        db.store.clone(),
-        runtime,
-    )
-    .with_metrics(metrics.clone());
-    let token = shutdown.clone();
-    let mut tasks = vec![tokio::spawn(async move {
-        worker.run(token).await;
-    })];
-    if with_maintenance {
-        let maintenance = Maintenance::new(
-            MaintenanceConfig {
-                schedule_interval: Duration::from_millis(50),
-                ..MaintenanceConfig::default()
-            },
-            db.store.clone(),
-        );
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(async move { maintenance.run(token).await }));
-    }
-    Running { shutdown, tasks }
-}
-
-async fn setup(db: &TestDb, handlers: &[&str]) -> i64 {
-    let t = db
-        .store
-        .tenant_create("acme", &TenantLimitSpec::default(), None)
-        .await
-        .unwrap()
-        .id;
-    for name in handlers {
-        let bytes = component(name);
-        let digest = spool::runtime::cache::digest(&bytes);
-        db.store
-            .handler_put(t, name, &digest, &bytes)
-            .await
-            .unwrap();
-    }
-    t
+/// Starts a worker reporting to `metrics` (and, `with_maintenance`, maintenance) over the test
+/// database.
+fn start(db: &TestDb, metrics: &Arc<Metrics>, with_maintenance: bool) -> Background {
+    let config = background::Config {
+        metrics: Some(metrics.clone()),
+        maintenance: with_maintenance.then(background::maintenance),
+        ..background::Config::default()
+    };
+    Background::start(&db.store, test_runtime(), config)
 }
 
 /// Folds the counters, renders and parses the metrics.
@@ -199,12 +138,12 @@ fn with<'a>(base: &[(&'a str, &'a str)], more: &[(&'a str, &'a str)]) -> Vec<(&'
 #[tokio::test]
 async fn enqueued_and_completed_jobs_move_the_counters_and_the_backlog() {
     let db = test_db().await;
-    let t = setup(&db, &["hello"]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["hello"]).await;
     let metrics = Arc::new(Metrics::new());
     let jobs: Vec<NewJob> = (0..3)
         .map(|i| NewJob::json("hello", &json!({ "i": i })))
         .collect();
-    db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    enqueue(&db.store, t, &jobs).await;
     // What the API does for every job it creates.
     metrics.jobs_enqueued("acme", "default", "hello", 3);
 
@@ -274,16 +213,13 @@ async fn enqueued_and_completed_jobs_move_the_counters_and_the_backlog() {
 #[tokio::test]
 async fn retried_and_dead_lettered_jobs_are_counted_by_error_kind() {
     let db = test_db().await;
-    let t = setup(&db, &["hostile"]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["hostile"]).await;
     let metrics = Arc::new(Metrics::new());
     let mut retry = NewJob::json("hostile", &json!({ "action": "retry" }));
     retry.max_attempts = Some(2);
     retry.backoff = Some((Duration::from_millis(1), Duration::from_millis(10)));
     let permanent = NewJob::json("hostile", &json!({ "action": "permanent" }));
-    db.store
-        .job_enqueue_many(t, &[retry, permanent], None)
-        .await
-        .unwrap();
+    enqueue(&db.store, t, &[retry, permanent]).await;
 
     let running = start(&db, &metrics, true);
     let dead = [("tenant", "acme"), ("queue", "default")];
@@ -329,14 +265,9 @@ async fn retried_and_dead_lettered_jobs_are_counted_by_error_kind() {
 #[tokio::test]
 async fn a_job_whose_key_is_already_done_counts_as_a_duplicate() {
     let db = test_db().await;
-    let t = setup(&db, &["hello"]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["hello"]).await;
     let metrics = Arc::new(Metrics::new());
-    let id = db
-        .store
-        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], None)
-        .await
-        .unwrap()[0]
-        .id;
+    let id = enqueue(&db.store, t, &[NewJob::json("hello", &json!({}))]).await[0];
     let key = db.store.job_get(t, id).await.unwrap().idempotency_key;
     // Another job already committed this key (through a second path, say).
     db.store
@@ -364,13 +295,13 @@ async fn a_job_whose_key_is_already_done_counts_as_a_duplicate() {
 #[tokio::test]
 async fn follow_up_jobs_a_handler_enqueues_count_as_enqueued_when_they_commit() {
     let db = test_db().await;
-    let t = setup(&db, &["fulfil-order", "send-receipt"]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["fulfil-order", "send-receipt"]).await;
     let metrics = Arc::new(Metrics::new());
     let order = NewJob::json(
         "fulfil-order",
         &json!({"order_id": "A-1", "amount_cents": 4200, "email": "ada@example.com"}),
     );
-    db.store.job_enqueue_many(t, &[order], None).await.unwrap();
+    enqueue(&db.store, t, &[order]).await;
 
     let running = start(&db, &metrics, true);
     let receipt = [

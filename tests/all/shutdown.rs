@@ -5,15 +5,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spool::model::{JobState, NewJob, TenantLimitSpec};
+use spool::model::{JobState, NewJob};
 use spool_tests::db::{TestDb, test_db};
-use spool_tests::{component, components_dir, workspace_root};
+use spool_tests::factory::{put_handler, tenant};
+use spool_tests::{cache_dir, spool_bin};
 use uuid::Uuid;
 
 fn spawn_worker(db: &TestDb, grace_ms: u64) -> Child {
-    let bin = std::env::var_os("SPOOL_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|| workspace_root().join("target/debug/spool"));
+    let bin = spool_bin();
     Command::new(&bin)
         .args([
             "worker",
@@ -26,7 +25,7 @@ fn spawn_worker(db: &TestDb, grace_ms: u64) -> Child {
         .arg("--grace-ms")
         .arg(grace_ms.to_string())
         .env("DATABASE_URL", &db.url)
-        .env("SPOOL_CACHE_DIR", components_dir().join("spool-test-cache"))
+        .env("SPOOL_CACHE_DIR", cache_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -42,23 +41,14 @@ fn signal(child: &Child, name: &str) {
 }
 
 async fn setup(db: &TestDb, sleep_ms: u64) -> (i64, Uuid) {
-    let t = db
-        .store
-        .tenant_create("acme", &TenantLimitSpec { max_running: Some(10), ..TenantLimitSpec::default() }, None)
-        .await
-        .unwrap();
-    let bytes = component("hostile");
-    let digest = spool::runtime::cache::digest(&bytes);
-    db.store
-        .handler_put(t.id, "hostile", &digest, &bytes)
-        .await
-        .unwrap();
+    let t = tenant(&db.store, "acme", 10).await;
+    put_handler(&db.store, t, "hostile").await;
     let job = NewJob::json(
         "hostile",
         &json!({"action": "sleep-in-host", "ms": sleep_ms}),
     );
-    let id = db.store.job_enqueue_many(t.id, &[job], None).await.unwrap()[0].id;
-    (t.id, id)
+    let id = db.store.job_enqueue_many(t, &[job], None).await.unwrap()[0].id;
+    (t, id)
 }
 
 async fn wait_for_state(db: &TestDb, t: i64, id: Uuid, state: JobState, within: Duration) {

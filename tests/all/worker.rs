@@ -1,128 +1,27 @@
 //! The worker end to end, in-process: real Postgres, real components, real sandbox.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spool::model::{JobState, NewJob, TenantLimitSpec};
-use spool::runtime::{Runtime, RuntimeConfig};
-use spool::store::Store;
-use spool::worker::{Worker, WorkerConfig};
-use spool_tests::db::{TestDb, test_db};
-use spool_tests::{component, components_dir};
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
+use spool::model::{JobState, NewJob};
+use spool_tests::background::{self, Background};
+use spool_tests::db::{TestDb, test_db, wait_finished};
+use spool_tests::factory::{enqueue, tenant_with_handlers};
+use spool_tests::test_runtime;
 
-/// A running worker and maintenance over a test database.
-struct Running {
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-    }
-}
-
-fn start(db: &TestDb) -> Running {
-    let runtime = Arc::new(
-        Runtime::new(RuntimeConfig {
-            cache_dir: Some(components_dir().join("spool-test-cache")),
-            max_instances: 16,
-            ..RuntimeConfig::default()
-        })
-        .unwrap(),
-    );
-    let shutdown = CancellationToken::new();
-    let worker = Worker::new(
-        WorkerConfig {
-            slots: 8,
-            poll_interval: Duration::from_millis(100),
-            ..WorkerConfig::default()
-        },
-        db.store.clone(),
-        runtime,
-    );
-    let maintenance = spool::maintenance::Maintenance::new(
-        spool::maintenance::MaintenanceConfig {
-            schedule_interval: Duration::from_millis(50),
-            ..Default::default()
-        },
-        db.store.clone(),
-    );
-    let (a, b) = (shutdown.clone(), shutdown.clone());
-    Running {
-        shutdown,
-        tasks: vec![
-            tokio::spawn(async move {
-                worker.run(a).await;
-            }),
-            tokio::spawn(async move { maintenance.run(b).await }),
-        ],
-    }
-}
-
-async fn setup(db: &TestDb, handlers: &[(&str, &str)]) -> i64 {
-    let t = db
-        .store
-        .tenant_create("acme", &TenantLimitSpec::default(), None)
-        .await
-        .unwrap()
-        .id;
-    for (name, crate_name) in handlers {
-        let bytes = component(crate_name);
-        let digest = spool::runtime::cache::digest(&bytes);
-        db.store
-            .handler_put(t, name, &digest, &bytes)
-            .await
-            .unwrap();
-    }
-    t
-}
-
-/// Polls until every job in `ids` is finished, or panics at the deadline.
-async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut pending = 0;
-        for id in ids {
-            if !store
-                .job_get(tenant, *id)
-                .await
-                .unwrap()
-                .state
-                .is_finished()
-            {
-                pending += 1;
-            }
-        }
-        if pending == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{pending} jobs still pending");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Starts a worker and maintenance over the test database.
+fn start(db: &TestDb) -> Background {
+    Background::start(&db.store, test_runtime(), background::Config::default())
 }
 
 #[tokio::test]
 async fn jobs_run_in_the_sandbox_and_complete_with_their_results() {
     let db = test_db().await;
-    let t = setup(&db, &[("hello", "hello")]).await;
+    let t = tenant_with_handlers(&db.store, "acme", &["hello"]).await;
     let jobs: Vec<NewJob> = (0..50)
         .map(|i| NewJob::json("hello", &json!({"i": i})))
         .collect();
-    let ids: Vec<Uuid> = db
-        .store
-        .job_enqueue_many(t, &jobs, None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue(&db.store, t, &jobs).await;
     let running = start(&db);
     wait_finished(&db.store, t, &ids, Duration::from_secs(60)).await;
     running.stop().await;
@@ -142,14 +41,7 @@ async fn jobs_run_in_the_sandbox_and_complete_with_their_results() {
 #[tokio::test]
 async fn transient_failures_retry_until_success_with_effects_once() {
     let db = test_db().await;
-    let t = setup(
-        &db,
-        &[
-            ("fulfil-order", "fulfil-order"),
-            ("send-receipt", "send-receipt"),
-        ],
-    )
-    .await;
+    let t = tenant_with_handlers(&db.store, "acme", &["fulfil-order", "send-receipt"]).await;
     let mut order = NewJob::json(
         "fulfil-order",
         &json!({"order_id": "A-1", "amount_cents": 4200, "email": "ada@example.com", "fail_times": 2}),
@@ -157,7 +49,7 @@ async fn transient_failures_retry_until_success_with_effects_once() {
     order.idempotency_key = Some("order-A-1".into());
     // Retries after about 1 ms, then 2 ms: the test need not wait for the default backoff.
     order.backoff = Some((Duration::from_millis(1), Duration::from_millis(10)));
-    let id = db.store.job_enqueue_many(t, &[order], None).await.unwrap()[0].id;
+    let id = enqueue(&db.store, t, &[order]).await[0];
     let running = start(&db);
     wait_finished(&db.store, t, &[id], Duration::from_secs(60)).await;
     let job = db.store.job_get(t, id).await.unwrap();
@@ -191,25 +83,14 @@ async fn transient_failures_retry_until_success_with_effects_once() {
 #[tokio::test]
 async fn poison_goes_to_the_dead_letter_queue_and_trapped_effects_never_show() {
     let db = test_db().await;
-    let t = setup(
-        &db,
-        &[("fulfil-order", "fulfil-order"), ("hostile", "hostile")],
-    )
-    .await;
+    let t = tenant_with_handlers(&db.store, "acme", &["fulfil-order", "hostile"]).await;
     let poison = NewJob::json(
         "fulfil-order",
         &json!({"order_id": "X", "amount_cents": 1, "email": "x@example.com", "poison": true}),
     );
     let mut trap = NewJob::json("hostile", &json!({"action": "write-then-panic"}));
     trap.max_attempts = Some(1);
-    let ids: Vec<Uuid> = db
-        .store
-        .job_enqueue_many(t, &[poison, trap], None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue(&db.store, t, &[poison, trap]).await;
     let running = start(&db);
     wait_finished(&db.store, t, &ids, Duration::from_secs(60)).await;
     running.stop().await;
@@ -230,13 +111,8 @@ async fn poison_goes_to_the_dead_letter_queue_and_trapped_effects_never_show() {
 #[tokio::test]
 async fn an_unknown_handler_is_a_permanent_failure() {
     let db = test_db().await;
-    let t = setup(&db, &[]).await;
-    let id = db
-        .store
-        .job_enqueue_many(t, &[NewJob::json("nope", &json!({}))], None)
-        .await
-        .unwrap()[0]
-        .id;
+    let t = tenant_with_handlers(&db.store, "acme", &[]).await;
+    let id = enqueue(&db.store, t, &[NewJob::json("nope", &json!({}))]).await[0];
     let running = start(&db);
     wait_finished(&db.store, t, &[id], Duration::from_secs(30)).await;
     running.stop().await;

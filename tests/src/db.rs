@@ -1,7 +1,10 @@
 //! A fresh database per test, on the server `DATABASE_URL` names (`make test` starts a private
 //! one when it is unset), migrated and dropped again when the test is done.
 
+use std::time::{Duration, Instant};
+
 use spool::store::Store;
+use uuid::Uuid;
 
 /// A migrated database of one test's own.
 pub struct TestDb {
@@ -61,6 +64,25 @@ pub async fn test_db() -> TestDb {
         store,
         name,
         admin_url,
+    }
+}
+
+/// Polls until every job of `ids` (of `tenant`) is finished, or panics after `within`.
+pub async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut pending = 0;
+        for id in ids {
+            let job = store.job_get(tenant, *id).await.expect("reading a job");
+            if !job.state.is_finished() {
+                pending += 1;
+            }
+        }
+        if pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pending} jobs still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

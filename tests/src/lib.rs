@@ -1,6 +1,8 @@
-//! Shared helpers for Spool's integration tests: where the built components are, and a
-//! runtime shared by the tests of one binary.
+//! Shared helpers for Spool's integration tests: where the built components and the `spool`
+//! binary are, the runtimes tests run them in, and (in the modules) databases, rows, a worker
+//! in the background and a server.
 
+pub mod background;
 pub mod db;
 pub mod factory;
 pub mod server;
@@ -12,12 +14,23 @@ use spool::capabilities::store::MemoryBackend;
 use spool::model::{DEFAULT_QUEUE, JobContext, Limits};
 use spool::runtime::{Attempt, Prepared, Runtime, RuntimeConfig};
 
-/// Returns the `spool` binary: `$SPOOL_BIN`, or `target/debug/spool` of this workspace (which
+/// Returns the `spool` binary: `$SPOOL_BIN`, or `debug/spool` in the target directory (which
 /// `make test` builds before the tests run).
+///
+/// # Panics
+///
+/// When there is no file there, saying how to build it.
 pub fn spool_bin() -> PathBuf {
-    std::env::var_os("SPOOL_BIN")
+    let path = std::env::var_os("SPOOL_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/spool"))
+        .unwrap_or_else(|| target_dir().join("debug").join("spool"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p spool` (`make test` does), or point \
+         SPOOL_BIN at a spool binary",
+        path.display()
+    );
+    path
 }
 
 /// Returns the workspace's root directory.
@@ -28,12 +41,22 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Returns the build's target directory: `$CARGO_TARGET_DIR`, or `target/` of the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// Returns the directory the build puts guest components in.
 pub fn components_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("wasm32-wasip2").join("release")
+    target_dir().join("wasm32-wasip2").join("release")
+}
+
+/// Returns the directory every test's runtime (and every `spool` process a test starts, as
+/// `SPOOL_CACHE_DIR`) caches compiled components in, so that reruns do not compile them again.
+pub fn cache_dir() -> PathBuf {
+    components_dir().join("spool-test-cache")
 }
 
 /// Returns the bytes of the component built from the crate `name` (`hello`, `hostile`, ...).
@@ -51,14 +74,13 @@ pub fn component(name: &str) -> Vec<u8> {
     })
 }
 
-/// A runtime shared by all tests of one test binary, caching compiled components on disk under
-/// `target/` so that reruns do not recompile them.
+/// A runtime shared by all tests of one test binary that invoke components directly, caching
+/// compiled components in [`cache_dir`].
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
-        let cache = components_dir().join("spool-test-cache");
         let defaults = RuntimeConfig::default();
         Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache),
+            cache_dir: Some(cache_dir()),
             // Room for tests that need a guest to outlast its deadline rather than its fuel.
             max_limits: Limits {
                 fuel: 1_000_000_000_000,
@@ -69,6 +91,25 @@ pub fn runtime() -> &'static Runtime {
         .expect("building the shared test runtime")
     });
     &RUNTIME
+}
+
+/// How many sandboxes a [`test_runtime`] runs at once.
+pub const TEST_MAX_INSTANCES: u32 = 16;
+
+/// Builds a runtime of one test's own for a worker or a server, caching compiled components in
+/// [`cache_dir`] and running at most [`TEST_MAX_INSTANCES`] sandboxes.
+///
+/// A fresh one per call rather than [`runtime`]: its sandbox count is the test's alone, so
+/// that what a test reads of it (its metrics, say) is not moved by tests running alongside.
+pub fn test_runtime() -> Arc<Runtime> {
+    Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache_dir()),
+            max_instances: TEST_MAX_INSTANCES,
+            ..RuntimeConfig::default()
+        })
+        .expect("building a test runtime"),
+    )
 }
 
 /// Returns a job for `handler` with a JSON `payload`, on its first attempt.

@@ -6,14 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use spool::api::{self, ApiConfig, AppState};
-use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::maintenance::MaintenanceConfig;
 use spool::metrics::Metrics;
-use spool::runtime::{Runtime, RuntimeConfig};
-use spool::worker::{Worker, WorkerConfig};
-use tokio_util::sync::CancellationToken;
 
+use crate::background::{self, Background};
 use crate::db::{TestDb, test_db};
-use crate::{component, components_dir};
+use crate::{component, test_runtime};
 
 /// The admin token every test server uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -28,8 +26,7 @@ pub struct TestServer {
     pub metrics: Arc<Metrics>,
     /// An HTTP client.
     pub http: reqwest::Client,
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 }
 
 /// The queues a test server's worker works.
@@ -43,18 +40,25 @@ pub struct Options {
 }
 
 impl TestServer {
-    /// Starts the API (and, with `options.worker`, a worker and maintenance) on a fresh
-    /// database.
+    /// Starts the API (and, with `options.worker`, a worker working [`WORKED_QUEUES`] and
+    /// maintenance folding counters every 100 ms) on a fresh database.
     pub async fn start(options: Options) -> TestServer {
+        let worker = options.worker.then(|| background::Config {
+            queues: WORKED_QUEUES.iter().map(|q| q.to_string()).collect(),
+            maintenance: Some(MaintenanceConfig {
+                fold_interval: Duration::from_millis(100),
+                ..background::maintenance()
+            }),
+            ..background::Config::default()
+        });
+        TestServer::start_with(worker).await
+    }
+
+    /// Starts the API and, given a `worker` config, a worker (reporting to the server's
+    /// metrics) and the maintenance it asks for, on a fresh database.
+    pub async fn start_with(worker: Option<background::Config>) -> TestServer {
         let db = test_db().await;
-        let runtime = Arc::new(
-            Runtime::new(RuntimeConfig {
-                cache_dir: Some(components_dir().join("spool-test-cache")),
-                max_instances: 16,
-                ..RuntimeConfig::default()
-            })
-            .expect("a runtime"),
-        );
+        let runtime = test_runtime();
         let metrics = Arc::new(Metrics::new());
         let state = AppState::new(
             db.store.clone(),
@@ -69,47 +73,25 @@ impl TestServer {
             .await
             .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            api::serve(listener, api::router(state), token)
+        let mut background = Background::default();
+        background.spawn(|shutdown| async move {
+            api::serve(listener, api::router(state), shutdown)
                 .await
                 .expect("serving");
-        }));
-        if options.worker {
-            let worker = Worker::new(
-                WorkerConfig {
-                    queues: WORKED_QUEUES.iter().map(|q| q.to_string()).collect(),
-                    slots: 8,
-                    poll_interval: Duration::from_millis(100),
-                    ..WorkerConfig::default()
-                },
-                db.store.clone(),
-                runtime,
-            )
-            .with_metrics(metrics.clone());
-            let maintenance = Maintenance::new(
-                MaintenanceConfig {
-                    schedule_interval: Duration::from_millis(50),
-                    fold_interval: Duration::from_millis(100),
-                    ..MaintenanceConfig::default()
-                },
-                db.store.clone(),
-            );
-            let (a, b) = (shutdown.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move {
-                worker.run(a).await;
-            }));
-            tasks.push(tokio::spawn(async move { maintenance.run(b).await }));
+        });
+        if let Some(config) = worker {
+            let config = background::Config {
+                metrics: Some(metrics.clone()),
+                ..config
+            };
+            background.worker(&db.store, runtime, config);
         }
         TestServer {
             url,
             db,
             metrics,
             http: reqwest::Client::new(),
-            shutdown,
-            tasks,
+            background,
         }
     }
 
@@ -207,16 +189,11 @@ impl TestServer {
     }
 
     /// Stops the server and its worker.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    ///
+    /// # Panics
+    ///
+    /// When one of them panicked.
+    pub async fn stop(self) {
+        self.background.stop().await;
     }
 }
