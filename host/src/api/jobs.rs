@@ -712,18 +712,20 @@ async fn select_dead(
         queue: sel.queue.clone(),
         handler: sel.handler.clone(),
     };
+    // Walks the dead jobs once, newest first: a job that is requeued here and dies again
+    // meanwhile is above the cursor and not taken twice.
     let mut total = 0;
+    let mut cursor = None;
     loop {
-        let ids = state.store.job_dead_ids(tenant.id, &f, 1_000).await?;
-        if ids.is_empty() {
+        let ids = state
+            .store
+            .job_dead_ids(tenant.id, &f, cursor, 1_000)
+            .await?;
+        let Some(last) = ids.last().copied() else {
             return Ok(total);
-        }
-        let n = apply(state, tenant, action, &ids).await?;
-        total += n;
-        if n == 0 {
-            // Someone else took these; stop rather than spin.
-            return Ok(total);
-        }
+        };
+        total += apply(state, tenant, action, &ids).await?;
+        cursor = Some(last);
     }
 }
 

@@ -443,22 +443,25 @@ impl Store {
     }
 
     /// Returns the ids of a tenant's dead jobs matching `filter` (its state is ignored),
-    /// newest first, at most `limit`.
+    /// newest first, below `before`, at most `limit`.
     pub async fn job_dead_ids(
         &self,
         tenant_id: i64,
         filter: &JobFilter,
+        before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM spool.job_history
              WHERE tenant_id = $1 AND state = 'dead'
                AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
-             ORDER BY id DESC LIMIT $4",
+               AND ($4::uuid IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
         )
         .bind(tenant_id)
         .bind(filter.queue.as_deref())
         .bind(filter.handler.as_deref())
+        .bind(before)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
