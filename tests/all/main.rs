@@ -4,9 +4,11 @@
 //! in the real runtime.
 
 mod alerts;
+mod api;
 mod cache;
 mod cli_client;
 mod dashboard;
+mod dev;
 mod durability;
 mod enqueue;
 mod lifecycle;
