@@ -2,44 +2,15 @@
 //! `$SPOOL_BIN`) against the real API served in-process on a loopback port over a fresh
 //! database, with a real worker where jobs must run.
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spool::api::{ApiConfig, AppState};
-use spool::metrics::Metrics;
-use spool::runtime::{Runtime, RuntimeConfig};
-use spool::worker::{Worker, WorkerConfig};
-use spool_tests::db::{TestDb, test_db};
-use spool_tests::{components_dir, workspace_root};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use spool_tests::server::{ADMIN_TOKEN, Options, TestServer};
+use spool_tests::{components_dir, spool_bin, workspace_root};
 
-const ADMIN_TOKEN: &str = "cli-client-test-admin-token";
 /// How long a job may take to reach the state a test waits for.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Returns the `spool` binary: `$SPOOL_BIN`, or `target/debug/spool` of this workspace.
-fn spool_bin() -> PathBuf {
-    let path = std::env::var_os("SPOOL_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace_root().join("target"))
-                .join("debug")
-                .join("spool")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build -p spool` (`make test` does), or point \
-         SPOOL_BIN at a spool binary",
-        path.display()
-    );
-    path
-}
 
 /// Returns the path of the built component of crate `name`.
 fn component_path(name: &str) -> String {
@@ -52,69 +23,26 @@ fn component_path(name: &str) -> String {
     path.to_str().expect("a UTF-8 path").to_string()
 }
 
-/// Spool in-process: the API on a loopback port and, when asked, a worker, one database.
+/// Spool in-process ([`TestServer`]): the API on a loopback port and, when asked, a worker.
 struct Spool {
     url: String,
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    server: TestServer,
 }
 
 impl Spool {
-    async fn start(db: &TestDb, with_worker: bool) -> Spool {
-        let runtime = Arc::new(
-            Runtime::new(RuntimeConfig {
-                cache_dir: Some(components_dir().join("spool-test-cache")),
-                max_instances: 8,
-                ..RuntimeConfig::default()
-            })
-            .expect("a runtime"),
-        );
-        let state = AppState::new(
-            db.store.clone(),
-            runtime.clone(),
-            Arc::new(Metrics::new()),
-            ApiConfig {
-                admin_token: ADMIN_TOKEN.into(),
-                ..ApiConfig::default()
-            },
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let router = spool::api::router(state);
-        let serving = shutdown.clone();
-        let mut tasks = vec![tokio::spawn(async move {
-            spool::api::serve(listener, router, serving)
-                .await
-                .expect("serving the API");
-        })];
-        if with_worker {
-            let worker = Worker::new(
-                WorkerConfig {
-                    slots: 4,
-                    poll_interval: Duration::from_millis(100),
-                    ..WorkerConfig::default()
-                },
-                db.store.clone(),
-                runtime,
-            );
-            let working = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                worker.run(working).await;
-            }));
-        }
+    async fn start(with_worker: bool) -> Spool {
+        let server = TestServer::start(Options {
+            worker: with_worker,
+        })
+        .await;
         Spool {
-            url,
-            shutdown,
-            tasks,
+            url: server.url.clone(),
+            server,
         }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            task.await.expect("a Spool task panicked");
-        }
+        self.server.stop().await;
     }
 
     /// Runs `spool ARGS` as the admin (`SPOOL_ADMIN_TOKEN`).
@@ -240,8 +168,7 @@ async fn run(url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_uploads_a_handler_and_enqueues_a_job_that_runs() {
-    let db = test_db().await;
-    let spool = Spool::start(&db, true).await;
+    let spool = Spool::start(true).await;
     let token = spool.tenant("acme", &[]).await;
     let listed = spool.admin(&["tenant", "list"]).await.success();
     assert!(listed.stdout.starts_with("NAME "), "{listed:#?}");
@@ -353,8 +280,7 @@ async fn a_tenant_uploads_a_handler_and_enqueues_a_job_that_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_file_is_sent_in_chunks_and_list_all_follows_every_cursor() {
-    let db = test_db().await;
-    let spool = Spool::start(&db, false).await;
+    let spool = Spool::start(false).await;
     let token = spool
         .tenant("bulk", &["--limits", r#"{"enqueue_rate": 100000}"#])
         .await;
@@ -488,8 +414,7 @@ async fn a_batch_file_is_sent_in_chunks_and_list_all_follows_every_cursor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dead_jobs_are_listed_retried_and_discarded() {
-    let db = test_db().await;
-    let spool = Spool::start(&db, true).await;
+    let spool = Spool::start(true).await;
     let token = spool.tenant("grim", &[]).await;
     let hostile = component_path("hostile");
     spool
@@ -573,8 +498,7 @@ async fn dead_jobs_are_listed_retried_and_discarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn errors_print_the_problem_on_stderr_and_exit_non_zero() {
-    let db = test_db().await;
-    let spool = Spool::start(&db, false).await;
+    let spool = Spool::start(false).await;
     let token = spool.tenant("oops", &[]).await;
 
     // A token the API does not know: the problem's title and detail, exit 1.
