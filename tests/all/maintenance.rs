@@ -178,3 +178,28 @@ async fn one_leader_at_a_time_until_its_lease_lapses() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn throughput_older_than_history_is_dropped() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 100).await;
+    db.store
+        .admin_execute(&format!(
+            "INSERT INTO spool.queue_minutes (tenant_id, queue, minute, completed)
+             VALUES ({t}, 'default', now() - interval '30 days', 5),
+                    ({t}, 'default', date_trunc('minute', now()), 7)"
+        ))
+        .await
+        .unwrap();
+    maintenance(&db.store, Duration::from_secs(7 * 86_400))
+        .prune_once()
+        .await
+        .unwrap();
+    let stats = db
+        .store
+        .queue_stats(Some(t), Duration::from_secs(40 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].completed, 7, "only the recent minute is left");
+}

@@ -121,12 +121,16 @@ impl Maintenance {
         self.store.queue_fold_counts(self.config.batch * 100).await
     }
 
-    /// Keeps history partitions ahead, drops expired ones, and prunes old done-records.
-    /// Returns (partitions created, partitions dropped, done-records pruned).
+    /// Keeps history partitions ahead, drops expired ones, drops throughput figures as old as
+    /// history, and prunes old done-records. Returns (partitions created, partitions dropped,
+    /// done-records pruned).
     pub async fn prune_once(&self) -> Result<(u32, u32, u64), StoreError> {
         let (created, dropped) = self
             .store
             .history_partitions(3, self.config.history_retention)
+            .await?;
+        self.store
+            .queue_minutes_prune(self.config.history_retention)
             .await?;
         let mut pruned = 0;
         loop {

@@ -138,6 +138,19 @@ impl Store {
         Ok(n)
     }
 
+    /// Deletes per-minute throughput older than `retention`. Returns how many minutes.
+    pub async fn queue_minutes_prune(&self, retention: Duration) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM spool.queue_minutes
+             WHERE minute < now() - make_interval(secs => $1::bigint / 1000.0)",
+        )
+        .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
     /// Makes sure history has a partition per day from today to `days_ahead` days on, and
     /// drops the partitions that ended more than `retention` ago. Returns (created, dropped).
     pub async fn history_partitions(
