@@ -2,10 +2,9 @@
 //! server it is pointed at, the server's version, and enqueue→start latency read back from
 //! history.
 
-use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 use super::{Result, Store, StoreError};
@@ -57,15 +56,11 @@ impl Store {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e: sqlx::Error| StoreError::Unavailable(e.to_string()))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.database(database).application_name("spool-bench"))
-            .await?;
-        Ok(Store {
-            pool,
-            kv_usage: super::kv::UsageCache::default(),
-        })
+        Store::connect_with(
+            options.database(database).application_name("spool-bench"),
+            max_connections,
+        )
+        .await
     }
 
     /// Creates the empty database `name`, which must look like `spool_bench_…`.

@@ -238,7 +238,7 @@ impl Store {
             .bind(worker)
             .bind(ms(lease))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lease_pool)
             .await?;
         rows.into_iter()
             .map(|row| {
@@ -287,7 +287,7 @@ impl Store {
                 .bind(&leases)
                 .bind(ms(lease))
                 .bind(now)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.lease_pool)
                 .await?,
         )
     }
