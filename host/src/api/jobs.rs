@@ -1,8 +1,4 @@
-//! `/v1/jobs`, `/v1/dead` and `/v1/queues`: enqueue (one or a batch), read, list, cancel,
-//! retry, the dead-letter queue, and queue statistics.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! `/v1/jobs`: enqueue (one or a batch), read, list, cancel and retry.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -27,9 +23,6 @@ const MAX_KEY_BYTES: usize = 512;
 const MAX_ATTEMPTS: u32 = 1_000;
 /// The default and largest page of a list.
 const PAGE: (u32, u32) = (100, 1_000);
-/// The window `completed_per_min` and `failed_per_min` average over.
-const RATE_WINDOW: Duration = Duration::from_secs(5 * 60);
-
 /// A job to enqueue.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -232,58 +225,6 @@ pub struct ListQuery {
         reason = "read from the query string by the Scope extractor"
     )]
     pub tenant: Option<String>,
-}
-
-/// `POST /v1/dead/retry` and `POST /v1/dead/discard`: ids, or a filter (nothing: all).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeadSelection {
-    /// These dead jobs.
-    #[serde(default)]
-    pub ids: Option<Vec<Uuid>>,
-    /// Dead jobs of this handler.
-    #[serde(default)]
-    pub handler: Option<String>,
-    /// Dead jobs of this queue.
-    #[serde(default)]
-    pub queue: Option<String>,
-}
-
-/// `POST /v1/dead/retry`'s answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Retried {
-    /// Jobs requeued.
-    pub retried: u64,
-}
-
-/// `POST /v1/dead/discard`'s answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Discarded {
-    /// Jobs deleted.
-    pub discarded: u64,
-}
-
-/// One queue's statistics.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueueView {
-    /// The queue name.
-    pub name: String,
-    /// Jobs per state.
-    #[schema(value_type = Object)]
-    pub counts: BTreeMap<String, i64>,
-    /// How long the oldest available job has waited since it became runnable.
-    pub oldest_available_age_ms: Option<u64>,
-    /// Jobs completed per minute, over the last five minutes.
-    pub completed_per_min: f64,
-    /// Attempts failed per minute, over the last five minutes.
-    pub failed_per_min: f64,
-}
-
-/// `GET /v1/queues`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueueList {
-    /// The tenant's queues, by name.
-    pub queues: Vec<QueueView>,
 }
 
 /// A job as it stands after cancel or retry.
@@ -536,7 +477,7 @@ pub async fn show(
     Ok(Json(JobView::of(job, true)))
 }
 
-fn filter(q: &ListQuery) -> ApiResult<(JobFilter, Option<Uuid>, u32)> {
+pub(super) fn filter(q: &ListQuery) -> ApiResult<(JobFilter, Option<Uuid>, u32)> {
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
@@ -572,7 +513,7 @@ fn filter(q: &ListQuery) -> ApiResult<(JobFilter, Option<Uuid>, u32)> {
     ))
 }
 
-async fn page(
+pub(super) async fn page(
     state: &State,
     tenant: &Tenant,
     f: JobFilter,
@@ -652,132 +593,4 @@ pub async fn retry(
         "job {id} is {}: only dead or cancelled jobs can be retried",
         job.state.as_str()
     )))
-}
-
-/// Lists the dead-letter queue, newest first.
-#[utoipa::path(get, path = "/v1/dead", tag = "dead letters", params(ListQuery),
-    responses((status = 200, body = JobPage)), security(("bearer" = [])))]
-pub async fn dead_list(
-    state: State,
-    Scope(tenant): Scope,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<JobPage>> {
-    let (mut f, cursor, limit) = filter(&q)?;
-    if f.state.is_some_and(|s| s != JobState::Dead) {
-        return Err(ApiError::bad_request(
-            "state: the dead-letter queue holds dead jobs only",
-        ));
-    }
-    f.state = Some(JobState::Dead);
-    Ok(Json(page(&state, &tenant, f, cursor, limit).await?))
-}
-
-/// What to do with selected dead jobs.
-#[derive(Debug, Clone, Copy)]
-enum DeadAction {
-    Retry,
-    Discard,
-}
-
-async fn apply(state: &State, tenant: &Tenant, action: DeadAction, ids: &[Uuid]) -> ApiResult<u64> {
-    Ok(match action {
-        DeadAction::Retry => state.store.job_retry_many(tenant.id, ids).await?.len() as u64,
-        DeadAction::Discard => state.store.job_discard_dead(tenant.id, ids).await?,
-    })
-}
-
-/// Applies `action` to dead jobs: the ids given, or all matching the filter, a chunk at a time.
-async fn select_dead(
-    state: &State,
-    tenant: &Tenant,
-    sel: &DeadSelection,
-    action: DeadAction,
-) -> ApiResult<u64> {
-    if let Some(ids) = &sel.ids {
-        if sel.handler.is_some() || sel.queue.is_some() {
-            return Err(ApiError::unprocessable(
-                "give ids, or handler/queue, not both",
-            ));
-        }
-        if ids.len() > TenantLimits::MAX_BATCH {
-            return Err(ApiError::too_large(format!(
-                "ids: at most {} at once",
-                TenantLimits::MAX_BATCH
-            )));
-        }
-        return apply(state, tenant, action, ids).await;
-    }
-    let f = JobFilter {
-        state: Some(JobState::Dead),
-        queue: sel.queue.clone(),
-        handler: sel.handler.clone(),
-    };
-    // Walks the dead jobs once, newest first: a job that is requeued here and dies again
-    // meanwhile is above the cursor and not taken twice.
-    let mut total = 0;
-    let mut cursor = None;
-    loop {
-        let ids = state
-            .store
-            .job_dead_ids(tenant.id, &f, cursor, 1_000)
-            .await?;
-        let Some(last) = ids.last().copied() else {
-            return Ok(total);
-        };
-        total += apply(state, tenant, action, &ids).await?;
-        cursor = Some(last);
-    }
-}
-
-/// Requeues dead jobs in bulk: by id, or every one of a handler and/or queue (`{}`: all).
-#[utoipa::path(post, path = "/v1/dead/retry", tag = "dead letters", request_body = DeadSelection,
-    responses((status = 200, body = Retried)), security(("bearer" = [])))]
-pub async fn dead_retry(
-    state: State,
-    Scope(tenant): Scope,
-    ApiJson(sel): ApiJson<DeadSelection>,
-) -> ApiResult<Json<Retried>> {
-    let retried = select_dead(&state, &tenant, &sel, DeadAction::Retry).await?;
-    Ok(Json(Retried { retried }))
-}
-
-/// Deletes dead jobs for good: by id, or every one of a handler and/or queue (`{}`: all).
-#[utoipa::path(post, path = "/v1/dead/discard", tag = "dead letters",
-    request_body = DeadSelection, responses((status = 200, body = Discarded)),
-    security(("bearer" = [])))]
-pub async fn dead_discard(
-    state: State,
-    Scope(tenant): Scope,
-    ApiJson(sel): ApiJson<DeadSelection>,
-) -> ApiResult<Json<Discarded>> {
-    let discarded = select_dead(&state, &tenant, &sel, DeadAction::Discard).await?;
-    Ok(Json(Discarded { discarded }))
-}
-
-/// Statistics per queue: jobs per state, the oldest available job's age, throughput.
-#[utoipa::path(get, path = "/v1/queues", tag = "queues",
-    responses((status = 200, body = QueueList)), security(("bearer" = [])))]
-pub async fn queues(state: State, Scope(tenant): Scope) -> ApiResult<Json<QueueList>> {
-    let stats = state
-        .store
-        .queue_stats(Some(tenant.id), RATE_WINDOW)
-        .await?;
-    Ok(Json(QueueList {
-        queues: stats
-            .into_iter()
-            .map(|q| QueueView {
-                completed_per_min: q.completed_per_min(),
-                failed_per_min: q.failed_per_min(),
-                oldest_available_age_ms: q
-                    .oldest_available_age
-                    .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
-                counts: q
-                    .counts
-                    .iter()
-                    .map(|(s, n)| (s.as_str().to_string(), *n))
-                    .collect(),
-                name: q.queue,
-            })
-            .collect(),
-    }))
 }

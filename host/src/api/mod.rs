@@ -7,11 +7,13 @@
 mod alerts;
 mod auth;
 mod dashboard;
+mod dead;
 pub mod error;
 mod handlers;
 mod health;
 mod jobs;
 mod openapi;
+mod queues;
 mod quota;
 mod tenants;
 
@@ -128,10 +130,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
-        .route("/dead", get(jobs::dead_list))
-        .route("/dead/retry", post(jobs::dead_retry))
-        .route("/dead/discard", post(jobs::dead_discard))
-        .route("/queues", get(jobs::queues))
+        .route("/dead", get(dead::list))
+        .route("/dead/retry", post(dead::retry))
+        .route("/dead/discard", post(dead::discard))
+        .route("/queues", get(queues::list))
         .route("/alerts", get(alerts::list))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint") });

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{handlers, jobs, tenants};
+use super::{dead, handlers, jobs, queues, tenants};
 
 /// Spool's API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -15,7 +15,7 @@ use super::{handlers, jobs, tenants};
         tenants::token_list, tenants::token_revoke,
         handlers::upload, handlers::list, handlers::show, handlers::delete,
         jobs::enqueue, jobs::enqueue_batch, jobs::show, jobs::list, jobs::cancel, jobs::retry,
-        jobs::dead_list, jobs::dead_retry, jobs::dead_discard, jobs::queues,
+        dead::list, dead::retry, dead::discard, queues::list,
     ),
     modifiers(&Bearer),
 )]

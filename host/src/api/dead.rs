@@ -1,0 +1,142 @@
+//! `/v1/dead`: the dead-letter queue, and redriving or discarding it in bulk.
+
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Scope;
+use super::error::{ApiJson, ApiQuery};
+use super::jobs::{JobPage, ListQuery, filter, page};
+use super::{ApiError, ApiResult, State};
+use crate::model::{JobState, TenantLimits};
+use crate::store::{JobFilter, Tenant};
+
+/// `POST /v1/dead/retry` and `POST /v1/dead/discard`: ids, or a filter (nothing: all).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadSelection {
+    /// These dead jobs.
+    #[serde(default)]
+    pub ids: Option<Vec<Uuid>>,
+    /// Dead jobs of this handler.
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// Dead jobs of this queue.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// `POST /v1/dead/retry`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retried {
+    /// Jobs requeued.
+    pub retried: u64,
+}
+
+/// `POST /v1/dead/discard`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Discarded {
+    /// Jobs deleted.
+    pub discarded: u64,
+}
+
+/// Lists the dead-letter queue, newest first.
+#[utoipa::path(get, path = "/v1/dead", tag = "dead letters", params(ListQuery),
+    responses((status = 200, body = JobPage)), security(("bearer" = [])))]
+pub async fn list(
+    state: State,
+    Scope(tenant): Scope,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let (mut f, cursor, limit) = filter(&q)?;
+    if f.state.is_some_and(|s| s != JobState::Dead) {
+        return Err(ApiError::bad_request(
+            "state: the dead-letter queue holds dead jobs only",
+        ));
+    }
+    f.state = Some(JobState::Dead);
+    Ok(Json(page(&state, &tenant, f, cursor, limit).await?))
+}
+
+/// What to do with selected dead jobs.
+#[derive(Debug, Clone, Copy)]
+enum DeadAction {
+    Retry,
+    Discard,
+}
+
+async fn apply(state: &State, tenant: &Tenant, action: DeadAction, ids: &[Uuid]) -> ApiResult<u64> {
+    Ok(match action {
+        DeadAction::Retry => state.store.job_retry_many(tenant.id, ids).await?.len() as u64,
+        DeadAction::Discard => state.store.job_discard_dead(tenant.id, ids).await?,
+    })
+}
+
+/// Applies `action` to dead jobs: the ids given, or all matching the filter, a chunk at a time.
+async fn select_dead(
+    state: &State,
+    tenant: &Tenant,
+    sel: &DeadSelection,
+    action: DeadAction,
+) -> ApiResult<u64> {
+    if let Some(ids) = &sel.ids {
+        if sel.handler.is_some() || sel.queue.is_some() {
+            return Err(ApiError::unprocessable(
+                "give ids, or handler/queue, not both",
+            ));
+        }
+        if ids.len() > TenantLimits::MAX_BATCH {
+            return Err(ApiError::too_large(format!(
+                "ids: at most {} at once",
+                TenantLimits::MAX_BATCH
+            )));
+        }
+        return apply(state, tenant, action, ids).await;
+    }
+    let f = JobFilter {
+        state: Some(JobState::Dead),
+        queue: sel.queue.clone(),
+        handler: sel.handler.clone(),
+    };
+    // Walks the dead jobs once, newest first: a job that is requeued here and dies again
+    // meanwhile is above the cursor and not taken twice.
+    let mut total = 0;
+    let mut cursor = None;
+    loop {
+        let ids = state
+            .store
+            .job_dead_ids(tenant.id, &f, cursor, 1_000)
+            .await?;
+        let Some(last) = ids.last().copied() else {
+            return Ok(total);
+        };
+        total += apply(state, tenant, action, &ids).await?;
+        cursor = Some(last);
+    }
+}
+
+/// Requeues dead jobs in bulk: by id, or every one of a handler and/or queue (`{}`: all).
+#[utoipa::path(post, path = "/v1/dead/retry", tag = "dead letters", request_body = DeadSelection,
+    responses((status = 200, body = Retried)), security(("bearer" = [])))]
+pub async fn retry(
+    state: State,
+    Scope(tenant): Scope,
+    ApiJson(sel): ApiJson<DeadSelection>,
+) -> ApiResult<Json<Retried>> {
+    let retried = select_dead(&state, &tenant, &sel, DeadAction::Retry).await?;
+    Ok(Json(Retried { retried }))
+}
+
+/// Deletes dead jobs for good: by id, or every one of a handler and/or queue (`{}`: all).
+#[utoipa::path(post, path = "/v1/dead/discard", tag = "dead letters",
+    request_body = DeadSelection, responses((status = 200, body = Discarded)),
+    security(("bearer" = [])))]
+pub async fn discard(
+    state: State,
+    Scope(tenant): Scope,
+    ApiJson(sel): ApiJson<DeadSelection>,
+) -> ApiResult<Json<Discarded>> {
+    let discarded = select_dead(&state, &tenant, &sel, DeadAction::Discard).await?;
+    Ok(Json(Discarded { discarded }))
+}
