@@ -171,18 +171,8 @@ impl Store {
         notify: bool,
         now: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        let row = sqlx::query(include_str!("sql/alert_fire.sql"))
-            .bind(alert.key.tenant_id)
-            .bind(&alert.key.rule)
-            .bind(&alert.key.queue)
-            .bind(alert.value)
-            .bind(alert.threshold)
-            .bind(&alert.description)
-            .bind(now)
-            .bind(notify)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+        self.alert_transition(include_str!("sql/alert_fire.sql"), alert, notify, now)
+            .await
     }
 
     /// Resolves `alert` as of `now` if it is firing, queueing a webhook notification (in place
@@ -193,7 +183,19 @@ impl Store {
         notify: bool,
         now: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        let row = sqlx::query(include_str!("sql/alert_resolve.sql"))
+        self.alert_transition(include_str!("sql/alert_resolve.sql"), alert, notify, now)
+            .await
+    }
+
+    /// Runs a fire or resolve statement (same parameters, a row back when it took effect).
+    async fn alert_transition(
+        &self,
+        sql: &'static str,
+        alert: &AlertValue,
+        notify: bool,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let row = sqlx::query(sql)
             .bind(alert.key.tenant_id)
             .bind(&alert.key.rule)
             .bind(&alert.key.queue)
