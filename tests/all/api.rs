@@ -25,6 +25,18 @@ fn problem(got: &(u16, Value), status: u16) -> String {
     got.1["detail"].as_str().expect("a detail").to_string()
 }
 
+/// Starts a server with tenant `acme` (with `limits`) and uploads `handlers` as
+/// (name, crate) pairs; returns the server and the tenant's token.
+async fn acme(options: Options, limits: Value, handlers: &[(&str, &str)]) -> (TestServer, String) {
+    let s = TestServer::start(options).await;
+    let token = s.tenant("acme", limits).await;
+    for (name, crate_name) in handlers {
+        let uploaded = s.upload(&token, name, crate_name).await;
+        assert_eq!(uploaded.0, 201, "uploading {name}: {}", uploaded.1);
+    }
+    (s, token)
+}
+
 async fn job_count(s: &TestServer, token: &str) -> usize {
     let (status, page) = s.get("/v1/jobs?limit=1000", token).await;
     assert_eq!(status, 200, "{page}");
@@ -229,9 +241,7 @@ async fn uploads_are_validated_versioned_listed_and_deleted() {
 
 #[tokio::test]
 async fn jobs_enqueue_run_and_read_back_with_idempotency() {
-    let s = TestServer::start(with_worker()).await;
-    let token = s.tenant("acme", json!({})).await;
-    assert_eq!(s.upload(&token, "hello", "hello").await.0, 201);
+    let (s, token) = acme(with_worker(), json!({}), &[("hello", "hello")]).await;
 
     let created = s
         .post(
@@ -334,9 +344,7 @@ async fn jobs_enqueue_run_and_read_back_with_idempotency() {
 
 #[tokio::test]
 async fn bad_input_gets_a_4xx_and_changes_nothing() {
-    let s = TestServer::start(api_only()).await;
-    let token = s.tenant("acme", json!({})).await;
-    assert_eq!(s.upload(&token, "hello", "hello").await.0, 201);
+    let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
     let before = job_count(&s, &token).await;
 
     let raw = |body: &'static str, content_type: &'static str| {
@@ -574,9 +582,7 @@ async fn tenants_see_only_their_own_things() {
 
 #[tokio::test]
 async fn dead_letters_are_listed_redriven_and_discarded() {
-    let s = TestServer::start(with_worker()).await;
-    let token = s.tenant("acme", json!({})).await;
-    assert_eq!(s.upload(&token, "hostile", "hostile").await.0, 201);
+    let (s, token) = acme(with_worker(), json!({}), &[("hostile", "hostile")]).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         let job = s
@@ -677,9 +683,7 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
 
 #[tokio::test]
 async fn queues_health_metrics_and_the_openapi_document() {
-    let s = TestServer::start(with_worker()).await;
-    let token = s.tenant("acme", json!({})).await;
-    assert_eq!(s.upload(&token, "hello", "hello").await.0, 201);
+    let (s, token) = acme(with_worker(), json!({}), &[("hello", "hello")]).await;
     let done = s
         .post(
             "/v1/jobs",
@@ -755,9 +759,12 @@ async fn queues_health_metrics_and_the_openapi_document() {
 
 #[tokio::test]
 async fn a_tenants_store_quota_holds_across_jobs() {
-    let s = TestServer::start(with_worker()).await;
-    let token = s.tenant("acme", json!({"max_store_bytes": 10_000})).await;
-    assert_eq!(s.upload(&token, "hostile", "hostile").await.0, 201);
+    let (s, token) = acme(
+        with_worker(),
+        json!({"max_store_bytes": 10_000}),
+        &[("hostile", "hostile")],
+    )
+    .await;
     let flood = json!({"handler": "hostile",
                        "payload": {"action": "store-flood", "value_bytes": 1000, "max": 100}});
     let mut written = 0;
@@ -784,9 +791,7 @@ async fn a_tenants_store_quota_holds_across_jobs() {
 
 #[tokio::test]
 async fn a_job_runs_the_handler_version_current_when_it_was_enqueued() {
-    let s = TestServer::start(with_worker()).await;
-    let token = s.tenant("acme", json!({})).await;
-    assert_eq!(s.upload(&token, "h", "hello").await.0, 201);
+    let (s, token) = acme(with_worker(), json!({}), &[("h", "hello")]).await;
     // Scheduled a moment ahead, so that it runs after the next upload.
     let early = s
         .post(
