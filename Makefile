@@ -26,9 +26,11 @@ demo: guests
 ## Installs headless Chromium and chromedriver (Debian's packages) for the dashboard's browser
 ## test, when missing.
 .PHONY: browser
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+		|| ($(SUDO) apt-get update \
+			&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
 
 ## Runs all tests, against DATABASE_URL or, when it is unset, a private PostgreSQL cluster
 ## under target/spool-pg (see scripts/with-postgres.sh).
