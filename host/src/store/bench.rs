@@ -2,7 +2,6 @@
 //! server it is pointed at, the server's version, and enqueue→start latency read back from
 //! history.
 
-
 use sqlx::Row;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
