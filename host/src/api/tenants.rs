@@ -109,7 +109,27 @@ pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
+/// The most hosts a tenant may allow.
+const MAX_ALLOWED_HOSTS: usize = 100;
+
+/// Checks limits for range and against what this server's sandbox can give an attempt.
+fn check_limits(state: &State, limits: &TenantLimitSpec) -> ApiResult<()> {
+    limits.check().map_err(ApiError::unprocessable)?;
+    let max_mb = state.runtime.config().max_limits.memory_bytes >> 20;
+    if limits.memory_mb.is_some_and(|mb| mb > max_mb) {
+        return Err(ApiError::unprocessable(format!(
+            "limits.memory_mb may be at most {max_mb} on this server"
+        )));
+    }
+    Ok(())
+}
+
 fn check_hosts(hosts: &[String]) -> ApiResult<()> {
+    if hosts.len() > MAX_ALLOWED_HOSTS {
+        return Err(ApiError::unprocessable(format!(
+            "allowed_hosts: at most {MAX_ALLOWED_HOSTS} hosts"
+        )));
+    }
     for host in hosts {
         let valid = !host.is_empty()
             && host.len() <= 253
@@ -139,7 +159,7 @@ pub async fn create(
             "name: 1-64 characters of A-Za-z0-9._-, starting with a letter or digit",
         ));
     }
-    req.limits.check().map_err(ApiError::unprocessable)?;
+    check_limits(&state, &req.limits)?;
     check_hosts(&req.allowed_hosts)?;
     let (token, hash, prefix) = new_token();
     let tenant = match state
@@ -200,7 +220,7 @@ pub async fn update(
         Some(patch) => current.limits.merged(patch),
         None => current.limits,
     };
-    limits.check().map_err(ApiError::unprocessable)?;
+    check_limits(&state, &limits)?;
     if let Some(hosts) = &req.allowed_hosts {
         check_hosts(hosts)?;
     }

@@ -160,9 +160,6 @@ impl TenantLimitSpec {
                 return Err(format!("limits.{name} must be greater than 0"));
             }
         }
-        if self.memory_mb.is_some_and(|mb| mb > 4096) {
-            return Err("limits.memory_mb may be at most 4096".into());
-        }
         if self.max_running.is_some_and(|n| n > i32::MAX as u32) {
             return Err("limits.max_running is too large".into());
         }
