@@ -382,15 +382,16 @@ async fn enqueue_jobs(
     };
     let fresh = enqueued.iter().filter(|e| !e.duplicate).count();
     state.quotas.enqueued(tenant.id, fresh);
+    // Counted per (queue, handler), not per job: a batch is mostly one or two of those.
+    let mut counts: std::collections::HashMap<(&str, &str), u64> = Default::default();
     for (job, e) in jobs.iter().zip(&enqueued) {
         if !e.duplicate {
-            state.metrics.jobs_enqueued(
-                &tenant.name,
-                job.queue.as_deref().unwrap_or(crate::model::DEFAULT_QUEUE),
-                &job.handler,
-                1,
-            );
+            let queue = job.queue.as_deref().unwrap_or(crate::model::DEFAULT_QUEUE);
+            *counts.entry((queue, job.handler.as_str())).or_default() += 1;
         }
+    }
+    for ((queue, handler), n) in counts {
+        state.metrics.jobs_enqueued(&tenant.name, queue, handler, n);
     }
     Ok(enqueued)
 }
