@@ -96,6 +96,12 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
         .await,
         422,
     );
+    // Not more memory than this server's sandbox gives an attempt; not unbounded host lists.
+    let greedy = json!({"name": "x", "limits": {"memory_mb": 100_000}});
+    assert!(problem(&s.post("/v1/tenants", ADMIN_TOKEN, greedy).await, 422).contains("memory_mb"));
+    let hosts: Vec<String> = (0..101).map(|i| format!("h{i}.example.com")).collect();
+    let many = json!({"name": "x", "allowed_hosts": hosts});
+    problem(&s.post("/v1/tenants", ADMIN_TOKEN, many).await, 422);
     // A tenant's token cannot manage tenants; no token or a wrong one is 401.
     problem(&s.get("/v1/tenants", &token).await, 403);
     problem(&s.get("/v1/tenants", "").await, 401);
@@ -792,12 +798,13 @@ async fn a_tenants_store_quota_holds_across_jobs() {
 #[tokio::test]
 async fn a_job_runs_the_handler_version_current_when_it_was_enqueued() {
     let (s, token) = acme(with_worker(), json!({}), &[("h", "hello")]).await;
-    // Scheduled a moment ahead, so that it runs after the next upload.
+    // Parked an hour ahead until v2 is current, then brought forward by cancel and retry.
     let early = s
         .post(
             "/v1/jobs",
             &token,
-            json!({"handler": "h", "payload": {"action": "ok", "name": "v1"}, "delay_ms": 1500}),
+            json!({"handler": "h", "payload": {"action": "ok", "name": "v1"},
+                   "delay_ms": 3_600_000}),
         )
         .await;
     let v2 = s.upload(&token, "h", "hostile").await;
@@ -811,6 +818,12 @@ async fn a_job_runs_the_handler_version_current_when_it_was_enqueued() {
         .await;
     let early_id = early.1["id"].as_str().unwrap();
     let late_id = late.1["id"].as_str().unwrap();
+    for step in ["cancel", "retry"] {
+        let moved = s
+            .post(&format!("/v1/jobs/{early_id}/{step}"), &token, json!({}))
+            .await;
+        assert_eq!(moved.0, 200, "{step}: {}", moved.1);
+    }
     let done = |j: &Value| j["state"] == "completed";
     let early_job = s.wait_job(&token, early_id, WAIT, done).await;
     let late_job = s.wait_job(&token, late_id, WAIT, done).await;
