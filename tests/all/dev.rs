@@ -45,12 +45,19 @@ async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
-#[tokio::test]
-async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
+/// A `spool dev` process and what it printed.
+struct Dev {
+    child: std::process::Child,
+    url: String,
+    admin: String,
+    token: String,
+}
+
+/// Starts `spool dev` on the private cluster under `dir` and waits for its banner.
+async fn start_dev(dir: &std::path::Path) -> Dev {
     let mut child = Command::new(spool_bin())
         .args(["dev", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(dir.path())
+        .arg(dir)
         .env_remove("DATABASE_URL")
         .env("SPOOL_CACHE_DIR", cache_dir())
         .stdout(Stdio::piped())
@@ -62,42 +69,17 @@ async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
         .await
         .unwrap();
     assert_ne!(admin, token);
-
-    let http = reqwest::Client::new();
-    let upload = http
-        .put(format!("{url}/v1/handlers/hello"))
-        .bearer_auth(&token)
-        .body(component("hello"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201);
-    let enqueued: Value = http
-        .post(format!("{url}/v1/jobs"))
-        .bearer_auth(&token)
-        .json(&json!({"handler": "hello", "payload": {"name": "dev"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = enqueued["id"].as_str().expect("a job id").to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = get_json(&http, &format!("{url}/v1/jobs/{id}"), &token).await;
-        if job["state"] == "completed" {
-            assert!(job["result"].is_object(), "{job}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job never completed: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    Dev {
+        child,
+        url,
+        admin,
+        token,
     }
-    // The admin token manages tenants; the printed tenant exists.
-    let tenants = get_json(&http, &format!("{url}/v1/tenants"), &admin).await;
-    assert_eq!(tenants["tenants"][0]["name"], "dev");
+}
 
-    // SIGTERM: the server stops, and so does its database.
+/// Stops `spool dev` with SIGTERM and asserts that it and its database stopped cleanly.
+async fn stop_dev(dev: Dev, dir: &std::path::Path) {
+    let mut child = dev.child;
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -112,29 +94,81 @@ async fn spool_dev_starts_from_nothing_and_serves_a_job_end_to_end() {
         .unwrap();
     assert!(status.success(), "spool dev exited with {status}");
     assert!(
-        !dir.path().join("pg/data/postmaster.pid").exists(),
+        !dir.join("pg/data/postmaster.pid").exists(),
         "the private PostgreSQL is still running"
     );
 }
 
 #[tokio::test]
-async fn the_demo_runs_on_the_embedded_default() {
+async fn spool_dev_starts_from_nothing_serves_a_job_and_keeps_it_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
+    let dev = start_dev(dir.path()).await;
+    let (url, token) = (&dev.url, &dev.token);
+
+    let http = reqwest::Client::new();
+    let upload = http
+        .put(format!("{url}/v1/handlers/hello"))
+        .bearer_auth(token)
+        .body(component("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let enqueued: Value = http
+        .post(format!("{url}/v1/jobs"))
+        .bearer_auth(token)
+        .json(&json!({"handler": "hello", "payload": {"name": "dev"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = enqueued["id"].as_str().expect("a job id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = get_json(&http, &format!("{url}/v1/jobs/{id}"), token).await;
+        if job["state"] == "completed" {
+            assert!(job["result"].is_object(), "{job}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never completed: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The admin token manages tenants; the printed tenant exists.
+    let tenants = get_json(&http, &format!("{url}/v1/tenants"), &dev.admin).await;
+    assert_eq!(tenants["tenants"][0]["name"], "dev");
+    // SIGTERM: the server stops, and so does its database.
+    stop_dev(dev, dir.path()).await;
+
+    // Started again on the same directory: the same cluster, migrated already, with the job.
+    let again = start_dev(dir.path()).await;
+    let job = get_json(
+        &http,
+        &format!("{}/v1/jobs/{id}", again.url),
+        &again.token,
+    )
+    .await;
+    assert_eq!(job["state"], "completed", "{job}");
+    stop_dev(again, dir.path()).await;
+}
+
+/// Runs `spool demo` on the private cluster under `dir` and asserts its summary.
+async fn run_demo(dir: &std::path::Path) {
+    let dir = dir.to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
-        let output = Command::new(spool_bin())
+        Command::new(spool_bin())
             .args(["demo", "--dir"])
-            .arg(dir.path())
+            .arg(dir)
             .arg("--components")
             .arg(components_dir())
             .env_remove("DATABASE_URL")
             .env("SPOOL_CACHE_DIR", cache_dir())
             .output()
-            .expect("running spool demo");
-        (output, dir)
+            .expect("running spool demo")
     })
     .await
-    .unwrap()
-    .0;
+    .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -153,6 +187,27 @@ async fn the_demo_runs_on_the_embedded_default() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_demo_runs_twice_on_the_embedded_default_and_spool_dev_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    run_demo(dir.path()).await;
+    run_demo(dir.path()).await;
+    // `spool dev` on the demo's cluster sees both shops beside its own tenant.
+    let dev = start_dev(dir.path()).await;
+    let http = reqwest::Client::new();
+    let tenants = get_json(&http, &format!("{}/v1/tenants", dev.url), &dev.admin).await;
+    let names: Vec<&str> = tenants["tenants"]
+        .as_array()
+        .expect("a tenant list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 3, "{tenants}");
+    assert_eq!(names.iter().filter(|n| n.starts_with("shop-")).count(), 2);
+    assert!(names.contains(&"dev"), "{tenants}");
+    stop_dev(dev, dir.path()).await;
 }
 
 #[test]

@@ -88,27 +88,85 @@ pub async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Dur
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime, which is blocked here: clean up on a thread with
-        // a runtime of its own, touching nothing of the test's (its pool needs the blocked
-        // runtime). WITH (FORCE) ends the test's remaining sessions.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for clean-up");
-            rt.block_on(async {
-                if let Ok(admin) = Store::connect(&admin_url, 1).await {
-                    let _ = admin
-                        .admin_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    admin.close().await;
-                }
-            });
-        })
-        .join();
+        drop_database(&self.admin_url, &self.name);
     }
+}
+
+/// An empty database of one test's own, owned by a role of the test's choosing, for tests of
+/// what happens before and between migrations. Dropped when the test is done.
+pub struct EmptyDb {
+    /// Its URL as the owning role (no password: the test servers trust loopback).
+    pub url: String,
+    /// Its URL as the server's admin (`DATABASE_URL`'s role).
+    pub admin_db_url: String,
+    name: String,
+    admin_url: String,
+}
+
+/// Creates an empty database owned by `role`, creating the role (a login role) when the server
+/// has none of that name.
+///
+/// # Panics
+///
+/// When `DATABASE_URL` is unset or the server cannot be reached.
+pub async fn empty_db_owned_by(role: &str) -> EmptyDb {
+    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL is set");
+    let name = format!("spool_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Store::connect(&admin_url, 1)
+        .await
+        .expect("connecting to DATABASE_URL");
+    // Tests create the role concurrently: whoever loses the race finds it made.
+    admin
+        .admin_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {role} LOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ))
+        .await
+        .expect("creating the role");
+    admin
+        .admin_execute(&format!("CREATE DATABASE {name} OWNER {role}"))
+        .await
+        .expect("creating the test database");
+    admin.close().await;
+    let mut url = url::Url::parse(&with_database(&admin_url, &name)).expect("DATABASE_URL");
+    url.set_username(role).expect("a URL with a user");
+    url.set_password(None).expect("a URL with a password");
+    EmptyDb {
+        url: url.to_string(),
+        admin_db_url: with_database(&admin_url, &name),
+        name,
+        admin_url,
+    }
+}
+
+impl Drop for EmptyDb {
+    fn drop(&mut self) {
+        drop_database(&self.admin_url, &self.name);
+    }
+}
+
+/// Drops database `name` on the server `admin_url` names, ending whoever is still connected.
+fn drop_database(admin_url: &str, name: &str) {
+    let admin_url = admin_url.to_string();
+    let name = name.to_string();
+    // Drop runs inside the test's runtime, which is blocked here: clean up on a thread with
+    // a runtime of its own, touching nothing of the test's (its pool needs the blocked
+    // runtime). WITH (FORCE) ends the test's remaining sessions.
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for clean-up");
+        rt.block_on(async {
+            if let Ok(admin) = Store::connect(&admin_url, 1).await {
+                let _ = admin
+                    .admin_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+                admin.close().await;
+            }
+        });
+    })
+    .join();
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod handlers;
 mod jobs;
 mod kv;
 mod maintenance;
+mod migrate;
 mod queues;
 mod tenants;
 
@@ -107,8 +108,16 @@ impl Store {
         Store::connect_with(options.application_name("spool"), max_connections).await
     }
 
+    /// The settings every connection starts with, whatever the role or database sets: Spool
+    /// names its own objects with their schema (`spool.`), and sqlx's bookkeeping table is
+    /// resolved in `public` (a role named `spool` would otherwise find it in schema `spool`).
+    fn session_options(options: PgConnectOptions) -> PgConnectOptions {
+        options.options([("search_path", migrate::BOOKKEEPING_SCHEMA)])
+    }
+
     /// Connects with `options`: the main pool and the lease pool.
     async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Store> {
+        let options = Store::session_options(options);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -126,18 +135,30 @@ impl Store {
         })
     }
 
-    /// Applies every migration that has not been applied yet.
+    /// Applies every numbered migration that has not been applied yet, then (re)creates the
+    /// lifecycle's functions. A database whose bookkeeping was split by an older Spool (a role
+    /// named `spool`) is repaired first.
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../migrations")
-            .run(&self.pool)
+        let migrator = sqlx::migrate!("../migrations");
+        let known: Vec<(i64, Vec<u8>)> = migrator
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        let mut conn = self.pool.acquire().await?;
+        for table in migrate::repair_bookkeeping(&mut conn, &known).await? {
+            tracing::warn!(%table, "folded a stray copy of Spool's migration record into public");
+        }
+        migrator
+            .run(&mut *conn)
             .await
-            .map_err(|e| StoreError::Migrate(e.to_string()))
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        migrate::apply_functions(&mut conn).await
     }
 
     /// Returns whether the database answers and every migration is applied.
     pub async fn ready(&self) -> Result<bool> {
         let applied: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            sqlx::query_scalar("SELECT count(*) FROM public._sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
                 .await?;
         Ok(applied as usize >= sqlx::migrate!("../migrations").migrations.len())

@@ -1,0 +1,88 @@
+-- Claims up to p_limit available jobs of one queue for a worker, sharing them fairly between
+-- tenants: each tenant with work gets its turn in round-robin order (its 1st job, then every
+-- tenant's 2nd, ...), and no tenant gets more than its max_running minus what it already runs.
+-- Every claimed job gets a fresh run_lease and a lease of p_lease_ms.
+CREATE OR REPLACE FUNCTION spool.claim(
+    p_queue    text,
+    p_limit    integer,
+    p_worker   text,
+    p_lease_ms bigint,
+    p_now      timestamptz DEFAULT NULL
+) RETURNS TABLE (
+    tenant_id bigint, tenant text, tenant_limits jsonb, id uuid, queue text, handler text,
+    handler_version integer, digest text, attempt integer, max_attempts integer,
+    backoff_base_ms bigint, backoff_cap_ms bigint, idempotency_key text, payload bytea,
+    limits jsonb, run_lease uuid, already_done boolean
+)
+SET jit = off
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := coalesce(p_now, now());
+BEGIN
+    RETURN QUERY
+    WITH RECURSIVE tenants AS (
+        -- A loose index scan: each distinct tenant with available work in this queue.
+        (SELECT j.tenant_id FROM spool.jobs j
+         WHERE j.state = 'available' AND j.queue = p_queue
+         ORDER BY j.tenant_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.tenant_id FROM spool.jobs j
+                WHERE j.state = 'available' AND j.queue = p_queue AND j.tenant_id > t.tenant_id
+                ORDER BY j.tenant_id LIMIT 1)
+        FROM tenants t WHERE t.tenant_id IS NOT NULL
+    ), room AS (
+        SELECT t.tenant_id,
+               greatest(0, tn.max_running - (
+                   SELECT count(*) FROM spool.jobs r
+                   WHERE r.tenant_id = t.tenant_id AND r.state = 'running'))::integer AS n
+        FROM tenants t JOIN spool.tenants tn ON tn.id = t.tenant_id
+        WHERE t.tenant_id IS NOT NULL
+    ), candidates AS (
+        SELECT c.tenant_id, c.id, c.turn, c.priority, c.run_at
+        FROM room
+        CROSS JOIN LATERAL (
+            SELECT j.tenant_id, j.id, j.priority, j.run_at,
+                   row_number() OVER (ORDER BY j.priority, j.run_at, j.id) AS turn
+            FROM spool.jobs j
+            WHERE j.state = 'available' AND j.queue = p_queue AND j.tenant_id = room.tenant_id
+            ORDER BY j.priority, j.run_at, j.id
+            LIMIT least(room.n, p_limit)
+        ) c
+        ORDER BY c.turn, c.priority, c.run_at, c.id
+        LIMIT p_limit
+    ), locked AS (
+        SELECT j.tenant_id, j.id FROM spool.jobs j
+        WHERE (j.tenant_id, j.id) IN (SELECT c.tenant_id, c.id FROM candidates c)
+          AND j.state = 'available'
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE spool.jobs j
+        SET state = 'running', attempt = j.attempt + 1, run_lease = gen_random_uuid(),
+            lease_expires_at = v_now + make_interval(secs => p_lease_ms / 1000.0),
+            worker = p_worker, attempted_at = v_now
+        FROM locked l
+        WHERE j.tenant_id = l.tenant_id AND j.id = l.id
+        RETURNING j.*
+    ), counted AS (
+        INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
+        SELECT c.tenant_id, c.queue, s.state, s.delta * count(*), v_now
+        FROM claimed c
+        CROSS JOIN (VALUES ('available'::spool.job_state, -1), ('running', 1)) AS s(state, delta)
+        GROUP BY c.tenant_id, c.queue, s.state, s.delta
+    )
+    SELECT c.tenant_id, tn.name, tn.limits, c.id, c.queue, c.handler,
+           coalesce(c.handler_version, hd.current_version), hv.digest, c.attempt, c.max_attempts,
+           c.backoff_base_ms, c.backoff_cap_ms, c.idempotency_key, c.payload, c.limits,
+           c.run_lease,
+           EXISTS (SELECT 1 FROM spool.idempotency k
+                   WHERE k.tenant_id = c.tenant_id AND k.key = c.idempotency_key
+                     AND k.done_at IS NOT NULL)
+    FROM claimed c
+    JOIN spool.tenants tn ON tn.id = c.tenant_id
+    LEFT JOIN spool.handlers hd ON hd.tenant_id = c.tenant_id AND hd.name = c.handler
+    LEFT JOIN spool.handler_versions hv
+           ON hv.tenant_id = c.tenant_id AND hv.name = c.handler
+          AND hv.version = coalesce(c.handler_version, hd.current_version);
+END
+$$;

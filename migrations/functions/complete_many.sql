@@ -1,0 +1,187 @@
+-- The group commit: completes many successful attempts in one call.
+--
+-- For each job, fenced on its run_lease: writes its done-record; if the key was already done,
+-- completes the job as a duplicate with its effects discarded. Otherwise applies its store
+-- writes (version-checked) and enqueues its follow-up jobs. Jobs without effects are completed
+-- together in a few set-based statements; each job with effects gets a subtransaction of its
+-- own, so that one job's conflict cannot sink the others. A job whose effects conflict is
+-- retried (kind `commit`) after p_retry_delay_ms, or dead-lettered when that is NULL.
+--
+-- p_effects holds, per job, NULL or {"writes": [{key, value (base64) | null, expected:
+-- null | "absent" | version}], "children": [{id, handler, queue, payload (base64),
+-- idempotency_key, priority, delay_ms, max_attempts}]}.
+--
+-- Returns each job's status: completed, duplicate, stale (lease lost: nothing written),
+-- conflict (lost a race on a store key: retried or dead-lettered) or failed (the outcome could
+-- not be stored: failed alone with kind `commit`, retried or dead-lettered).
+CREATE OR REPLACE FUNCTION spool.complete_many(
+    p_tenants        bigint[],
+    p_ids            uuid[],
+    p_leases         uuid[],
+    p_results        bytea[],
+    p_logs           jsonb[],
+    p_effects        jsonb[],
+    p_retry_delay_ms bigint[],
+    p_now            timestamptz DEFAULT NULL
+) RETURNS TABLE (job_id uuid, status text)
+SET jit = off
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_now       timestamptz := coalesce(p_now, now());
+    r           record;
+    j           record;
+    v_done      uuid;
+    v_status    text;
+    v_error     jsonb;
+    v_attempt   integer;
+    v_refused   bigint;
+    v_fast      boolean := true;
+    f_tenants   bigint[];
+    f_ids       uuid[];
+    f_results   bytea[];
+    f_logs      jsonb[];
+    f_dups      boolean[];
+BEGIN
+    -- Fast path: every job without effects, set-based.
+    BEGIN
+        WITH input AS (
+            SELECT * FROM unnest(p_tenants, p_ids, p_leases, p_results, p_logs, p_effects)
+                AS i(tenant_id, id, lease, result, logs, effects)
+            WHERE i.effects IS NULL
+        ), fenced AS (
+            SELECT jb.tenant_id, jb.id, jb.idempotency_key, jb.payload_hash, i.result, i.logs
+            FROM input i
+            JOIN spool.jobs jb ON jb.tenant_id = i.tenant_id AND jb.id = i.id
+            -- Running, by the CHECK constraint; see heartbeat.
+            WHERE jb.run_lease = i.lease AND jb.lease_expires_at IS NOT NULL
+            FOR UPDATE OF jb
+        ), done AS (
+            INSERT INTO spool.idempotency AS k
+                (tenant_id, key, job_id, payload_hash, created_at, done_at, result)
+            SELECT f.tenant_id, f.idempotency_key, f.id, f.payload_hash, v_now, v_now, f.result
+            FROM fenced f
+            ON CONFLICT (tenant_id, key) DO UPDATE
+            SET done_at = EXCLUDED.done_at, result = EXCLUDED.result
+            WHERE k.done_at IS NULL AND k.job_id = EXCLUDED.job_id
+            RETURNING k.job_id
+        )
+        SELECT array_agg(f.tenant_id), array_agg(f.id), array_agg(f.result), array_agg(f.logs),
+               array_agg(f.id = ANY (dup.ids))
+        INTO f_tenants, f_ids, f_results, f_logs, f_dups
+        FROM fenced f,
+             -- A hashed set difference: no join planned on a CTE's one-row estimate.
+             (SELECT coalesce(array_agg(x.id), '{}') AS ids
+              FROM (SELECT fd.id FROM fenced fd EXCEPT ALL SELECT d.job_id FROM done d) x) dup;
+        PERFORM spool.finish_jobs(f_tenants, f_ids, 'completed', f_results, f_logs, f_dups,
+                                  array_fill(NULL::jsonb, ARRAY[coalesce(cardinality(f_ids), 0)]),
+                                  v_now);
+    EXCEPTION WHEN cardinality_violation OR unique_violation OR deadlock_detected THEN
+        -- Two jobs of the batch sharing a key (the upsert cannot touch a row twice), or a
+        -- concurrent enqueue of the same key: complete them one by one instead.
+        v_fast := false;
+    END;
+
+    IF v_fast THEN
+        RETURN QUERY
+        SELECT d.id, CASE WHEN d.dup THEN 'duplicate' ELSE 'completed' END
+        FROM unnest(f_ids, f_dups) AS d(id, dup);
+        RETURN QUERY
+        SELECT i.id, 'stale'
+        FROM unnest(p_ids, p_effects) AS i(id, effects)
+        LEFT JOIN unnest(f_ids) AS f(id) ON f.id = i.id
+        WHERE i.effects IS NULL AND f.id IS NULL;
+    END IF;
+
+    -- One subtransaction per job with effects (or every job, when the fast path failed).
+    FOR r IN
+        SELECT * FROM unnest(p_tenants, p_ids, p_leases, p_results, p_logs, p_effects,
+                             p_retry_delay_ms)
+            AS i(tenant_id, id, lease, result, logs, effects, retry_delay_ms)
+        WHERE i.effects IS NOT NULL OR NOT v_fast
+    LOOP
+        v_attempt := NULL;
+        BEGIN
+            SELECT jb.* INTO j FROM spool.jobs jb
+            WHERE jb.tenant_id = r.tenant_id AND jb.id = r.id AND jb.run_lease = r.lease
+              AND jb.state = 'running'
+            FOR UPDATE;
+            IF NOT FOUND THEN
+                job_id := r.id; status := 'stale'; RETURN NEXT;
+                CONTINUE;
+            END IF;
+            v_attempt := j.attempt;
+
+            v_done := NULL;
+            INSERT INTO spool.idempotency AS k
+                (tenant_id, key, job_id, payload_hash, created_at, done_at, result)
+            VALUES (j.tenant_id, j.idempotency_key, j.id, j.payload_hash, v_now, v_now, r.result)
+            ON CONFLICT (tenant_id, key) DO UPDATE
+            SET done_at = EXCLUDED.done_at, result = EXCLUDED.result
+            WHERE k.done_at IS NULL AND k.job_id = EXCLUDED.job_id
+            RETURNING k.job_id INTO v_done;
+
+            IF v_done IS NULL THEN
+                v_status := 'duplicate';
+            ELSE
+                v_status := 'completed';
+                IF r.effects IS NOT NULL THEN
+                    PERFORM spool.apply_writes(j.tenant_id, r.effects->'writes', v_now);
+                    IF jsonb_array_length(coalesce(r.effects->'children', '[]')) > 0 THEN
+                        SELECT e.ord INTO v_refused
+                        FROM (
+                            SELECT array_agg((c->>'id')::uuid ORDER BY n) AS ids,
+                                   array_agg(c->>'handler' ORDER BY n) AS handlers,
+                                   array_agg(c->>'queue' ORDER BY n) AS queues,
+                                   array_agg(decode(c->>'payload', 'base64') ORDER BY n) AS payloads,
+                                   array_agg(false ORDER BY n) AS is_json,
+                                   array_agg(c->>'idempotency_key' ORDER BY n) AS keys,
+                                   array_agg((c->>'priority')::smallint ORDER BY n) AS priorities,
+                                   array_agg(v_now + make_interval(secs => (c->>'delay_ms')::bigint / 1000.0)
+                                             ORDER BY n) AS run_at,
+                                   array_agg((c->>'max_attempts')::integer ORDER BY n) AS max_attempts,
+                                   array_agg(NULL::jsonb ORDER BY n) AS limits
+                            FROM jsonb_array_elements(r.effects->'children') WITH ORDINALITY AS x(c, n)
+                        ) a,
+                        spool.enqueue_many(j.tenant_id, a.ids, a.handlers, a.queues, a.payloads,
+                                           a.is_json, a.keys, a.priorities, a.run_at,
+                                           a.max_attempts, a.limits, j.id, v_now) AS e
+                        WHERE e.conflict
+                        LIMIT 1;
+                        IF FOUND THEN
+                            -- The guest was answered an id for it: the parent cannot commit
+                            -- without it.
+                            RAISE EXCEPTION 'follow-up %''s idempotency key was used before with another payload',
+                                v_refused USING ERRCODE = 'SP422';
+                        END IF;
+                    END IF;
+                END IF;
+            END IF;
+
+            PERFORM spool.finish_jobs(ARRAY[j.tenant_id], ARRAY[j.id], 'completed',
+                                      ARRAY[r.result], ARRAY[r.logs],
+                                      ARRAY[v_status = 'duplicate'], ARRAY[NULL::jsonb], v_now);
+            job_id := r.id; status := v_status; RETURN NEXT;
+        EXCEPTION
+            WHEN SQLSTATE 'SP409' OR serialization_failure OR unique_violation
+                 OR deadlock_detected THEN
+                -- Lost a race on a store key (or a lock cycle with another group commit over
+                -- keys in guest-chosen order): this job alone is retried.
+                v_error := jsonb_build_object('attempt', v_attempt, 'at', v_now,
+                                              'kind', 'commit', 'message', SQLERRM);
+                PERFORM spool.fail_one(r.tenant_id, r.id, r.lease, v_error, r.logs,
+                                       r.retry_delay_ms, v_now);
+                job_id := r.id; status := 'conflict'; RETURN NEXT;
+            WHEN OTHERS THEN
+                -- An outcome the database cannot take (a value out of range, a follow-up whose
+                -- key is taken): this job fails alone, kind `commit`, retried and in the end
+                -- dead-lettered like any failure; the rest of the batch commits.
+                v_error := jsonb_build_object('attempt', v_attempt, 'at', v_now,
+                    'kind', 'commit', 'message', 'the outcome could not be stored: ' || SQLERRM);
+                PERFORM spool.fail_one(r.tenant_id, r.id, r.lease, v_error, r.logs,
+                                       r.retry_delay_ms, v_now);
+                job_id := r.id; status := 'failed'; RETURN NEXT;
+        END;
+    END LOOP;
+END
+$$;

@@ -1,0 +1,45 @@
+-- Keeps one history partition per UTC day from today to p_days_ahead days on, and drops the
+-- day partitions that ended more than p_retention_ms ago: old history goes whole, never row by
+-- row. Rows only land in the default partition when maintenance has not run for days; a day
+-- with such rows gets no partition of its own (its rows stay where they are) and the default
+-- partition's old rows are deleted past the retention.
+CREATE OR REPLACE FUNCTION spool.history_partitions(p_days_ahead integer, p_retention_ms bigint)
+RETURNS TABLE (created integer, dropped integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_day     date;
+    v_from    timestamptz;
+    v_name    text;
+    v_created integer := 0;
+    v_dropped integer := 0;
+    v_cutoff  timestamptz := now() - make_interval(secs => p_retention_ms / 1000.0);
+    r         record;
+BEGIN
+    FOR v_day IN
+        SELECT generate_series((now() AT TIME ZONE 'UTC')::date,
+                               (now() AT TIME ZONE 'UTC')::date + p_days_ahead,
+                               interval '1 day')::date
+    LOOP
+        v_name := 'job_history_' || to_char(v_day, 'YYYYMMDD');
+        CONTINUE WHEN to_regclass('spool.' || v_name) IS NOT NULL;
+        v_from := v_day::timestamp AT TIME ZONE 'UTC';
+        CONTINUE WHEN EXISTS (SELECT 1 FROM spool.job_history_default
+                              WHERE finished_at >= v_from AND finished_at < v_from + interval '1 day');
+        EXECUTE format('CREATE TABLE spool.%I PARTITION OF spool.job_history FOR VALUES FROM (%L) TO (%L)',
+                       v_name, v_from, v_from + interval '1 day');
+        v_created := v_created + 1;
+    END LOOP;
+    FOR r IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'spool.job_history'::regclass AND c.relname ~ '^job_history_[0-9]{8}$'
+    LOOP
+        IF (to_date(substring(r.relname FROM 13), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
+           <= v_cutoff THEN
+            EXECUTE format('DROP TABLE spool.%I', r.relname);
+            v_dropped := v_dropped + 1;
+        END IF;
+    END LOOP;
+    DELETE FROM spool.job_history_default WHERE finished_at < v_cutoff;
+    RETURN QUERY SELECT v_created, v_dropped;
+END
+$$;
