@@ -11,6 +11,7 @@ pub mod devdb;
 pub mod maintenance;
 pub mod metrics;
 pub mod model;
+pub mod quota;
 pub mod runtime;
 pub mod store;
 pub mod worker;

@@ -9,7 +9,7 @@ use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
 use spool::runtime::Runtime;
 use spool::store::Store;
-use spool::worker::{Worker, WorkerConfig};
+use spool::worker::{Health, Worker, WorkerConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -76,8 +76,8 @@ impl Background {
     }
 
     /// Adds a worker over `store` running jobs in `runtime` and, when `config` asks for it,
-    /// maintenance.
-    pub fn worker(&mut self, store: &Store, runtime: Arc<Runtime>, config: Config) {
+    /// maintenance; returns the worker's health handle.
+    pub fn worker(&mut self, store: &Store, runtime: Arc<Runtime>, config: Config) -> Health {
         let mut worker = Worker::new(
             WorkerConfig {
                 queues: config.queues,
@@ -91,6 +91,7 @@ impl Background {
         if let Some(metrics) = config.metrics {
             worker = worker.with_metrics(metrics);
         }
+        let health = worker.health();
         self.spawn(|shutdown| async move {
             worker.run(shutdown).await;
         });
@@ -98,6 +99,7 @@ impl Background {
             let maintenance = Maintenance::new(maintenance, store.clone());
             self.spawn(|shutdown| async move { maintenance.run(shutdown).await });
         }
+        health
     }
 
     /// Spawns the task `run` returns when given the shutdown token.

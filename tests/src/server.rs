@@ -60,12 +60,21 @@ impl TestServer {
         let db = test_db().await;
         let runtime = test_runtime();
         let metrics = Arc::new(Metrics::new());
+        let mut background = Background::default();
+        let worker_health = worker.map(|config| {
+            let config = background::Config {
+                metrics: Some(metrics.clone()),
+                ..config
+            };
+            background.worker(&db.store, runtime.clone(), config)
+        });
         let state = AppState::new(
             db.store.clone(),
             runtime.clone(),
             metrics.clone(),
             ApiConfig {
                 admin_token: ADMIN_TOKEN.into(),
+                worker_health,
                 ..ApiConfig::default()
             },
         );
@@ -73,19 +82,11 @@ impl TestServer {
             .await
             .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let mut background = Background::default();
         background.spawn(|shutdown| async move {
             api::serve(listener, api::router(state), shutdown)
                 .await
                 .expect("serving");
         });
-        if let Some(config) = worker {
-            let config = background::Config {
-                metrics: Some(metrics.clone()),
-                ..config
-            };
-            background.worker(&db.store, runtime, config);
-        }
         TestServer {
             url,
             db,

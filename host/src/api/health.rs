@@ -12,8 +12,19 @@ pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers and every migration is applied.
+/// How long a worker's commits may fail before its node reports itself unready.
+const COMMITS_STUCK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET /readyz`: the database answers, every migration is applied, and this node's worker
+/// (if it runs one) gets its outcomes committed.
 pub async fn ready(state: State) -> ApiResult<Json<Value>> {
+    if let Some(health) = &state.config.worker_health
+        && health.commits_stuck(COMMITS_STUCK)
+    {
+        return Err(ApiError::unavailable(
+            "this node's worker cannot commit outcomes: its group commit has been failing",
+        ));
+    }
     match state.store.ready().await {
         Ok(true) => Ok(Json(json!({ "status": "ready" }))),
         Ok(false) => Err(ApiError::unavailable(

@@ -12,15 +12,13 @@ use uuid::Uuid;
 use super::auth::Scope;
 use super::error::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, ApiResult, State};
+use crate::model::text::is_valid_key;
 use crate::model::{
-    AttemptError, Enqueued, Job, JobState, LimitSpec, NewJob, TenantLimits, is_valid_name,
+    AttemptError, Enqueued, Job, JobState, LimitSpec, MAX_ATTEMPTS, MAX_DELAY,
+    MAX_IDEMPOTENCY_KEY_BYTES as MAX_KEY_BYTES, NewJob, TenantLimits, is_valid_name,
 };
 use crate::store::{JobFilter, StoreError, Tenant};
 
-/// Longest idempotency key, in bytes.
-const MAX_KEY_BYTES: usize = 512;
-/// Most attempts a job may ask for.
-const MAX_ATTEMPTS: u32 = 1_000;
 /// The default and largest page of a list.
 const PAGE: (u32, u32) = (100, 1_000);
 /// A job to enqueue.
@@ -272,7 +270,7 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
         ));
     }
     if let Some(key) = &req.idempotency_key
-        && (key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control))
+        && !is_valid_key(key, MAX_KEY_BYTES)
     {
         return Err(bad(format!(
             "idempotency_key: 1-{MAX_KEY_BYTES} bytes without control characters"
@@ -288,7 +286,7 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
         (Some(at), None) => Some(at),
         (None, Some(ms)) => {
             let delay = chrono::Duration::try_milliseconds(ms.min(i64::MAX as u64) as i64)
-                .filter(|d| *d <= chrono::Duration::days(3650))
+                .filter(|d| d.to_std().is_ok_and(|d| d <= MAX_DELAY))
                 .ok_or_else(|| bad("delay_ms: at most ten years".into()))?;
             Some(Utc::now() + delay)
         }
@@ -334,10 +332,11 @@ async fn enqueue_jobs(
     tenant: &Tenant,
     jobs: Vec<NewJob>,
 ) -> ApiResult<Vec<Enqueued>> {
-    state.quotas.take_rate(tenant, jobs.len())?;
+    let limits = tenant.effective_limits();
+    state.quotas.take_rate(tenant.id, &limits, jobs.len())?;
     state
         .quotas
-        .check_pending(&state.store, tenant, jobs.len())
+        .check_pending(&state.store, tenant.id, &limits, jobs.len())
         .await?;
     let mut names: Vec<&str> = jobs.iter().map(|j| j.handler.as_str()).collect();
     names.sort_unstable();

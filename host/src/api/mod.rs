@@ -31,6 +31,7 @@ pub use error::{ApiError, ApiResult};
 pub use openapi::ApiDoc;
 
 use crate::metrics::Metrics;
+use crate::quota::Quotas;
 use crate::runtime::Runtime;
 use crate::store::Store;
 
@@ -43,6 +44,12 @@ pub struct ApiConfig {
     pub max_json_bytes: usize,
     /// How long a tenant's token, limits and queued-job count are cached by this process.
     pub cache_ttl: Duration,
+    /// The health of the worker in this process, if any: `/readyz` answers 503 while its
+    /// group commit has been failing for 10 s or more.
+    pub worker_health: Option<crate::worker::Health>,
+    /// The tenants' enqueue quotas, shared with the worker in this process (which holds
+    /// follow-up jobs to them too); `None` makes the API's own.
+    pub quotas: Option<Arc<Quotas>>,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +58,8 @@ impl Default for ApiConfig {
             admin_token: String::new(),
             max_json_bytes: 64 << 20,
             cache_ttl: Duration::from_secs(2),
+            worker_health: None,
+            quotas: None,
         }
     }
 }
@@ -66,7 +75,7 @@ pub struct AppState {
     /// The configuration.
     pub config: ApiConfig,
     tokens: auth::TokenCache,
-    quotas: quota::Quotas,
+    quotas: Arc<Quotas>,
     handlers: quota::KnownHandlers,
 }
 
@@ -80,7 +89,10 @@ impl AppState {
     ) -> Arc<AppState> {
         Arc::new(AppState {
             tokens: auth::TokenCache::new(config.cache_ttl),
-            quotas: quota::Quotas::new(config.cache_ttl),
+            quotas: config
+                .quotas
+                .clone()
+                .unwrap_or_else(|| Arc::new(Quotas::new(config.cache_ttl))),
             handlers: quota::KnownHandlers::new(config.cache_ttl),
             store,
             runtime,

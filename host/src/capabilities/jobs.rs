@@ -3,7 +3,8 @@
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::model::{DEFAULT_QUEUE, EnqueuedJob, Limits, is_valid_name};
+use crate::model::text::{is_valid_key, prefix};
+use crate::model::{DEFAULT_QUEUE, EnqueuedJob, Limits, MAX_ATTEMPTS, MAX_DELAY, is_valid_name};
 use crate::runtime::bindings::spool::job::jobs as wit;
 
 /// A derived idempotency key longer than this is replaced by a hash.
@@ -68,18 +69,31 @@ impl wit::Host for JobsState {
             return Err(wit::EnqueueError::PayloadTooLarge(self.max_payload_bytes));
         }
         let idempotency_key = match req.idempotency_key {
-            Some(key) if key.is_empty() || key.len() > MAX_DERIVED_KEY_LEN => {
+            Some(key) if !is_valid_key(&key, MAX_DERIVED_KEY_LEN) => {
                 return Err(wit::EnqueueError::Invalid(format!(
-                    "idempotency key must be 1 to {MAX_DERIVED_KEY_LEN} bytes"
+                    "idempotency key must be 1 to {MAX_DERIVED_KEY_LEN} bytes without control \
+                     characters"
                 )));
             }
             Some(key) => key,
             None => child_key(&self.parent_key, self.enqueued.len()),
         };
-        if req.max_attempts == Some(0) {
-            return Err(wit::EnqueueError::Invalid(
-                "max-attempts must be at least 1".into(),
-            ));
+        if req
+            .max_attempts
+            .is_some_and(|m| !(1..=MAX_ATTEMPTS).contains(&m))
+        {
+            return Err(wit::EnqueueError::Invalid(format!(
+                "max-attempts must be between 1 and {MAX_ATTEMPTS}"
+            )));
+        }
+        if req
+            .delay_ms
+            .is_some_and(|ms| ms > MAX_DELAY.as_millis() as u64)
+        {
+            return Err(wit::EnqueueError::Invalid(format!(
+                "delay-ms must be at most {} (ten years)",
+                MAX_DELAY.as_millis()
+            )));
         }
         let id = uuid::Uuid::now_v7().to_string();
         self.enqueued.push(EnqueuedJob {
@@ -97,11 +111,7 @@ impl wit::Host for JobsState {
 }
 
 fn truncated(s: &str) -> &str {
-    let mut end = s.len().min(80);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    prefix(s, 80)
 }
 
 /// Adds `spool:job/jobs` to `linker`, reading the state with `get`.
@@ -165,6 +175,29 @@ mod tests {
             jobs.enqueue(big),
             Err(wit::EnqueueError::PayloadTooLarge(4))
         ));
+        for bad in [
+            wit::EnqueueRequest {
+                idempotency_key: Some("a\0b".into()),
+                ..request("x")
+            },
+            wit::EnqueueRequest {
+                delay_ms: Some(u64::MAX),
+                ..request("x")
+            },
+            wit::EnqueueRequest {
+                max_attempts: Some(u32::MAX),
+                ..request("x")
+            },
+            wit::EnqueueRequest {
+                max_attempts: Some(0),
+                ..request("x")
+            },
+        ] {
+            assert!(matches!(
+                jobs.enqueue(bad),
+                Err(wit::EnqueueError::Invalid(_))
+            ));
+        }
         jobs.enqueue(request("x")).unwrap();
         assert!(matches!(
             jobs.enqueue(request("x")),

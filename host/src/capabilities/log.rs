@@ -15,6 +15,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use crate::model::text::without_nul;
 use crate::model::{LogLevel, LogLine, LogSource};
 use crate::runtime::bindings::spool::job::log as wit;
 
@@ -57,6 +58,12 @@ impl JobLog {
         message: String,
         fields: Vec<(String, String)>,
     ) {
+        // The database stores no NUL: clean it here, where the guest's text enters.
+        let message = without_nul(message);
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(k, v)| (without_nul(k), without_nul(v)))
+            .collect();
         let size =
             (message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64;
         if self.bytes + size > self.max_bytes {

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::model::text::is_valid_key;
 use crate::model::{Expected, Limits, StoreWrite};
 use crate::runtime::bindings::spool::job::idempotency_store as wit;
 
@@ -157,7 +158,8 @@ impl StoreState {
     }
 
     fn check_key(&self, key: &str) -> Result<(), wit::StoreError> {
-        if key.is_empty() || key.len() > self.max_key_bytes as usize {
+        // Keys are stored as text: no control characters (NUL above all, which text refuses).
+        if !is_valid_key(key, self.max_key_bytes as usize) {
             return Err(wit::StoreError::InvalidKey(self.max_key_bytes));
         }
         Ok(())

@@ -15,6 +15,7 @@ use spool::devdb::{Cluster, ClusterConfig};
 use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
 use spool::model::TenantLimitSpec;
+use spool::quota::Quotas;
 use spool::runtime::{Runtime, RuntimeConfig};
 use spool::store::{Store, StoreError};
 use spool::worker::{Worker, WorkerConfig};
@@ -267,12 +268,21 @@ pub(super) async fn run(
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
+    // One view of the tenants' quotas for the API's enqueues and the worker's follow-ups.
+    let quotas = Arc::new(Quotas::new(ApiConfig::default().cache_ttl));
+    let worker = config.worker.map(|worker_config| {
+        Worker::new(worker_config, store.clone(), runtime.clone())
+            .with_metrics(metrics.clone())
+            .with_quotas(quotas.clone())
+    });
     let state = AppState::new(
         store.clone(),
         runtime.clone(),
         metrics.clone(),
         ApiConfig {
             admin_token: config.admin_token.clone(),
+            worker_health: worker.as_ref().map(Worker::health),
+            quotas: Some(quotas),
             ..ApiConfig::default()
         },
     );
@@ -285,9 +295,7 @@ pub(super) async fn run(
             let _ = server.await;
         });
     }
-    if let Some(worker_config) = config.worker {
-        let worker = Worker::new(worker_config, store.clone(), runtime.clone())
-            .with_metrics(metrics.clone());
+    if let Some(worker) = worker {
         let token = shutdown.clone();
         tasks.spawn(async move {
             worker.run(token).await;

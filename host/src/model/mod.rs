@@ -6,6 +6,7 @@ mod limits;
 mod outcome;
 mod retry;
 mod tenant;
+pub mod text;
 
 pub use effects::{EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite};
 pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, LimitSpec, NewJob};
@@ -49,6 +50,15 @@ pub fn is_valid_name(name: &str) -> bool {
 
 /// The queue a job goes to when none is named.
 pub const DEFAULT_QUEUE: &str = "default";
+
+/// The longest idempotency key a job may be given, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 512;
+
+/// The most attempts a job may ask for, through the API or as a follow-up.
+pub const MAX_ATTEMPTS: u32 = 1_000;
+
+/// The longest delay before a job's first run, through the API or as a follow-up: ten years.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(3650 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Lost,
     /// The attempt succeeded but committing it failed.
     Commit,
+    /// The attempt succeeded but its follow-up jobs would take the tenant past its quotas
+    /// (its pending-job cap or its enqueue rate).
+    Quota,
 }
 
 impl ErrorKind {
@@ -39,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Lost => "lost",
             ErrorKind::Commit => "commit",
+            ErrorKind::Quota => "quota",
         }
     }
 
@@ -90,7 +94,9 @@ impl Outcome {
     pub fn label(&self) -> &'static str {
         match self.error_kind() {
             None => "ok",
-            Some(ErrorKind::Error | ErrorKind::Lost | ErrorKind::Commit) => "retry",
+            Some(ErrorKind::Error | ErrorKind::Lost | ErrorKind::Commit | ErrorKind::Quota) => {
+                "retry"
+            }
             Some(ErrorKind::Permanent) => "permanent",
             Some(ErrorKind::Trap | ErrorKind::OutOfFuel | ErrorKind::Timeout) => "trap",
         }
@@ -111,6 +117,7 @@ mod tests {
             ErrorKind::Timeout,
             ErrorKind::Lost,
             ErrorKind::Commit,
+            ErrorKind::Quota,
         ] {
             assert!(kind.is_retryable(), "{kind}");
         }

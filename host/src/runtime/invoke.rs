@@ -13,6 +13,7 @@ use crate::capabilities::jobs::JobsState;
 use crate::capabilities::log::LogState;
 use crate::capabilities::store::{StoreBackend, StoreState};
 use crate::capabilities::wasi;
+use crate::model::text;
 use crate::model::{EnqueuedJob, ErrorKind, JobContext, Limits, LogLine, Outcome, StoreWrite};
 
 /// The longest failure message kept from a guest or a trap; the rest is cut.
@@ -192,16 +193,9 @@ fn trap_code(trap: &Trap) -> String {
     code
 }
 
-fn truncate(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push_str(" [truncated]");
-    }
-    message
+/// Bounds a failure message and cleans what the database cannot store (NUL).
+fn truncate(message: String) -> String {
+    text::truncated(text::without_nul(message), MAX_MESSAGE_BYTES)
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub enum CompletionStatus {
     Stale,
     /// A store write conflicted: the job was retried (kind `commit`) or dead-lettered.
     Conflict,
+    /// The database could not take the outcome (a value out of range, a follow-up whose key
+    /// is taken): the job failed alone with kind `commit`, retried or dead-lettered.
+    Failed,
 }
 
 /// A failed attempt to record.
@@ -62,7 +65,7 @@ pub struct Failure {
     pub kind: ErrorKind,
     /// The message.
     pub message: String,
-    /// The attempt's log, as JSON.
+    /// The attempt's log, as JSON; `Value::Null` keeps the log the job already has.
     pub logs: Value,
     /// The delay before the next attempt, or `None` to dead-letter.
     pub retry_delay: Option<Duration>,
@@ -336,6 +339,7 @@ impl Store {
                     Some("completed") => CompletionStatus::Completed,
                     Some("duplicate") => CompletionStatus::Duplicate,
                     Some("conflict") => CompletionStatus::Conflict,
+                    Some("failed") => CompletionStatus::Failed,
                     _ => CompletionStatus::Stale,
                 });
             }
@@ -347,7 +351,11 @@ impl Store {
             let attempts: Vec<i32> = failures.iter().map(|f| f.attempt as i32).collect();
             let kinds: Vec<&str> = failures.iter().map(|f| f.kind.as_str()).collect();
             let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
-            let logs: Vec<&Value> = failures.iter().map(|f| &f.logs).collect();
+            // JSON null binds as SQL NULL: the job keeps the log it has.
+            let logs: Vec<Option<&Value>> = failures
+                .iter()
+                .map(|f| Some(&f.logs).filter(|l| !l.is_null()))
+                .collect();
             let delays: Vec<Option<i64>> = failures.iter().map(|f| f.retry_delay.map(ms)).collect();
             sqlx::query("SELECT * FROM spool.fail_many($1, $2, $3, $4, $5, $6, $7, $8, $9)")
                 .bind(&tenants)

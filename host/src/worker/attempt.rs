@@ -9,6 +9,7 @@ use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
+use crate::quota::{QuotaError, Quotas};
 use crate::model::{ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
@@ -68,12 +69,13 @@ pub(crate) async fn run(
     store: Store,
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
+    quotas: Arc<Quotas>,
     finished: mpsc::UnboundedSender<Done>,
     slot: OwnedSemaphorePermit,
 ) {
     let running = metrics.worker_running();
     let fields = JobFields::of(&job);
-    let outcome = execute(&job, &fields, &store, &runtime, &metrics).await;
+    let outcome = execute(&job, &fields, &store, &runtime, &metrics, &quotas).await;
     drop(slot);
     drop(running);
     let _ = finished.send(Done {
@@ -88,6 +90,7 @@ async fn execute(
     store: &Store,
     runtime: &Runtime,
     metrics: &Metrics,
+    quotas: &Quotas,
 ) -> Finished {
     let fail = |kind: ErrorKind, message: String, logs: serde_json::Value| {
         Finished::Failed(Failure {
@@ -172,6 +175,27 @@ async fn execute(
         attempt.duration,
     );
     let logs = serde_json::to_value(&attempt.logs).unwrap_or_default();
+    if matches!(attempt.outcome, Outcome::Ok(_)) && !attempt.enqueued.is_empty() {
+        // Follow-up jobs are enqueues like the API's: held to the tenant's rate and pending cap,
+        // so that no job tree grows past what the tenant may have pending.
+        let admitted = quotas
+            .admit(store, job.tenant_id, &tenant_limits, attempt.enqueued.len())
+            .await;
+        match admitted {
+            Ok(()) => {}
+            Err(QuotaError::Store(e)) => {
+                let message = format!("checking the tenant's quotas for follow-up jobs: {e}");
+                return fail(ErrorKind::Commit, message, logs);
+            }
+            Err(e) => {
+                let message = format!(
+                    "{} follow-up jobs refused: {e}",
+                    attempt.enqueued.len()
+                );
+                return fail(ErrorKind::Quota, message, logs);
+            }
+        }
+    }
     match attempt.outcome {
         Outcome::Ok(result) => Finished::Completed(Completion {
             tenant_id: job.tenant_id,

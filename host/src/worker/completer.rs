@@ -7,15 +7,15 @@
 //! dead-lettered, by error kind.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::fields::{self, JobFields};
-use super::{HeldJobs, WorkerConfig, WorkerStats, lock};
+use super::{Health, HeldJobs, WorkerConfig, WorkerStats, lock};
 use crate::metrics::Metrics;
-use crate::model::ErrorKind;
-use crate::store::{Completion, CompletionStatus, Failure, Store};
+use crate::model::{ErrorKind, text};
+use crate::store::{Completion, CompletionStatus, Failure, Store, StoreError};
 
 /// An attempt's outcome, on its way to being committed.
 #[derive(Debug)]
@@ -45,6 +45,17 @@ struct Batch {
 impl Batch {
     fn len(&self) -> usize {
         self.completions.len() + self.failures.len()
+    }
+
+    /// Splits the batch in two halves (completions and failures each halved).
+    fn split(mut self) -> (Batch, Batch) {
+        let second = Batch {
+            completions: self.completions.split_off(self.completions.len() / 2),
+            completed_jobs: self.completed_jobs.split_off(self.completed_jobs.len() / 2),
+            failures: self.failures.split_off(self.failures.len() / 2),
+            failed_jobs: self.failed_jobs.split_off(self.failed_jobs.len() / 2),
+        };
+        (self, second)
     }
 
     fn push(&mut self, done: Done) {
@@ -97,6 +108,7 @@ pub(crate) async fn run(
     stats: Arc<Mutex<WorkerStats>>,
     metrics: Arc<Metrics>,
     committed: Arc<tokio::sync::Notify>,
+    health: Health,
 ) {
     let mut batch = Batch::default();
     while let Some(first) = finished.recv().await {
@@ -113,25 +125,74 @@ pub(crate) async fn run(
                 },
             }
         }
-        commit(&store, &mut batch, &held, &stats, &metrics).await;
+        commit(&store, &config, &mut batch, &held, &stats, &metrics, &health).await;
         // Wake a producer held back by the backpressure bound.
         committed.notify_one();
     }
 }
 
-/// Commits one batch, retrying with backoff while the database is unreachable. Gives up on
-/// a batch only when every job in it has lost its lease anyway (the heartbeat drops those).
+/// What trying to commit one batch came to.
+enum Tried {
+    /// It committed: each completion's status, and whether each failure's job was still held
+    /// (a failure whose lease was already lost records nothing), in order.
+    Committed(Vec<CompletionStatus>, Vec<bool>),
+    /// The database refused it for what it holds (not for being unreachable).
+    Refused(StoreError),
+    /// Nothing is left to commit: every job in it lost its lease, or it waited too long.
+    Abandoned,
+}
+
+/// Commits one batch. While the database is unreachable the batch is retried with backoff;
+/// a batch the database refuses is split in halves until the outcome it cannot take is found,
+/// and that outcome alone is recorded as a failure of kind `commit` (see [`poisoned`]). So no
+/// outcome, whatever a guest put in it, keeps the others from committing.
 async fn commit(
     store: &Store,
+    config: &WorkerConfig,
     batch: &mut Batch,
     held: &HeldJobs,
     stats: &Arc<Mutex<WorkerStats>>,
     metrics: &Metrics,
+    health: &Health,
 ) {
+    let mut parts = vec![std::mem::take(batch)];
+    while let Some(mut part) = parts.pop() {
+        match try_commit(store, config, &mut part, held, health).await {
+            Tried::Committed(statuses, failures_held) => {
+                record(&part, &statuses, &failures_held, stats, metrics);
+            }
+            Tried::Refused(e) if part.len() > 1 => {
+                tracing::warn!(error = %e, jobs = part.len(),
+                    "the database refused a group commit; splitting it to find the outcome");
+                let (first, second) = part.split();
+                parts.push(second);
+                parts.push(first);
+                continue;
+            }
+            Tried::Refused(e) => {
+                poisoned(store, config, &mut part, held, e, metrics, health).await
+            }
+            Tried::Abandoned => {}
+        }
+        release(&mut part, held);
+    }
+}
+
+/// Tries to commit `batch`, retrying with backoff while the database is unreachable, for at
+/// most the lease: past it the outcomes are dropped (the heartbeat stops extending their
+/// leases, and maintenance retries the jobs once they expire), so that no outcome holds a
+/// lease indefinitely.
+async fn try_commit(
+    store: &Store,
+    config: &WorkerConfig,
+    batch: &mut Batch,
+    held: &HeldJobs,
+    health: &Health,
+) -> Tried {
+    let started = Instant::now();
     let mut delay = Duration::from_millis(50);
     loop {
-        // A failure whose lease is already known lost records nothing (it is fenced); the
-        // store does not say which failures were, so ask the heartbeat's view before.
+        // The store does not say which failures were fenced: ask the heartbeat's view before.
         let failures_held: Vec<bool> = {
             let held = lock(held);
             batch
@@ -145,33 +206,122 @@ async fn commit(
             .await
         {
             Ok(statuses) => {
-                let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
-                for status in &statuses {
-                    match status {
-                        CompletionStatus::Completed => s.completed += 1,
-                        CompletionStatus::Duplicate => s.duplicates += 1,
-                        CompletionStatus::Stale => s.stale += 1,
-                        CompletionStatus::Conflict => s.failed += 1,
-                    }
-                }
-                s.failed += batch.failures.len() as u64;
-                drop(s);
-                count(batch, &statuses, &failures_held, metrics);
-                break;
+                health.committed();
+                return Tried::Committed(statuses, failures_held);
+            }
+            Err(e) if !e.is_transient() => {
+                health.failed();
+                return Tried::Refused(e);
             }
             Err(e) => {
+                health.failed();
                 tracing::warn!(error = %e, jobs = batch.len(),
                     "committing outcomes failed; retrying");
                 // Outcomes of jobs whose lease is gone can never commit: stop carrying them.
                 batch.retain_held(held);
                 if batch.len() == 0 {
-                    break;
+                    return Tried::Abandoned;
+                }
+                if started.elapsed() >= config.lease {
+                    tracing::error!(error = %e, jobs = batch.len(),
+                        "giving up on committing these outcomes; their jobs are retried \
+                         when their leases expire");
+                    return Tried::Abandoned;
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
+}
+
+/// Records the one outcome in `batch` that the database refused as a failure of kind
+/// `commit` (retried, then dead-lettered, like any failure), without the effects or the log
+/// it could not take. If even that is refused the outcome is dropped and the job retried when
+/// its lease expires.
+async fn poisoned(
+    store: &Store,
+    config: &WorkerConfig,
+    batch: &mut Batch,
+    held: &HeldJobs,
+    error: StoreError,
+    metrics: &Metrics,
+    health: &Health,
+) {
+    let (failure, job) = match (batch.completions.first(), batch.failures.first()) {
+        (Some(c), _) => (
+            Failure {
+                tenant_id: c.tenant_id,
+                id: c.id,
+                run_lease: c.run_lease,
+                attempt: batch.completed_jobs[0].attempt,
+                kind: ErrorKind::Commit,
+                message: String::new(),
+                logs: serde_json::Value::Null,
+                retry_delay: c.retry_delay,
+            },
+            batch.completed_jobs[0].clone(),
+        ),
+        (None, Some(f)) => (
+            Failure {
+                message: String::new(),
+                logs: serde_json::Value::Null,
+                kind: ErrorKind::Commit,
+                ..f.clone()
+            },
+            batch.failed_jobs[0].clone(),
+        ),
+        (None, None) => return,
+    };
+    let failure = Failure {
+        message: text::truncated(
+            text::without_nul(format!("the outcome could not be stored: {error}")),
+            4096,
+        ),
+        ..failure
+    };
+    tracing::warn!(job.id = %failure.id, %error, "the database refused an outcome; failing the job alone");
+    let mut single = Batch::default();
+    single.failures.push(failure);
+    single.failed_jobs.push(job);
+    match try_commit(store, config, &mut single, held, health).await {
+        Tried::Committed(_, held) if held[0] => {
+            let (f, job) = (&single.failures[0], &single.failed_jobs[0]);
+            failed(job, f.kind, f.retry_delay, metrics);
+        }
+        Tried::Committed(..) => {}
+        Tried::Refused(e) => tracing::error!(job.id = %single.failures[0].id, error = %e,
+            "could not record the failure either; the job is retried when its lease expires"),
+        Tried::Abandoned => {}
+    }
+    release(&mut single, held);
+}
+
+/// Counts what a committed batch did, in the worker's stats and in metrics.
+fn record(
+    batch: &Batch,
+    statuses: &[CompletionStatus],
+    failures_held: &[bool],
+    stats: &Arc<Mutex<WorkerStats>>,
+    metrics: &Metrics,
+) {
+    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+    for status in statuses {
+        match status {
+            CompletionStatus::Completed => s.completed += 1,
+            CompletionStatus::Duplicate => s.duplicates += 1,
+            CompletionStatus::Stale => s.stale += 1,
+            CompletionStatus::Conflict | CompletionStatus::Failed => s.failed += 1,
+        }
+    }
+    s.failed += batch.failures.len() as u64;
+    drop(s);
+    count(batch, statuses, failures_held, metrics);
+}
+
+/// Forgets the jobs of `batch`: their outcomes are committed or given up, so the heartbeat
+/// no longer extends their leases.
+fn release(batch: &mut Batch, held: &HeldJobs) {
     let mut held = lock(held);
     for c in batch.completions.drain(..) {
         held.remove(&c.id);
@@ -196,7 +346,9 @@ fn count(batch: &Batch, statuses: &[CompletionStatus], failures_held: &[bool], m
             }
             CompletionStatus::Duplicate => metrics.job_duplicate(&job.labels),
             CompletionStatus::Stale => {}
-            CompletionStatus::Conflict => failed(job, ErrorKind::Commit, c.retry_delay, metrics),
+            CompletionStatus::Conflict | CompletionStatus::Failed => {
+                failed(job, ErrorKind::Commit, c.retry_delay, metrics)
+            }
         }
     }
     let failures = batch.failures.iter().zip(&batch.failed_jobs);

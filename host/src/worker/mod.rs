@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::model::DEFAULT_QUEUE;
+use crate::quota::Quotas;
 use crate::runtime::Runtime;
 use crate::store::{NOTIFY_CHANNEL, Store};
 
@@ -134,6 +135,37 @@ fn lock(held: &HeldJobs) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether a worker's group commit is getting through, for readiness checks: a worker whose
+/// commits have failed for a while should take no traffic. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    failing_since: Arc<Mutex<Option<std::time::Instant>>>,
+}
+
+impl Health {
+    /// Returns whether commits have been failing, with none getting through, for at least
+    /// `for_at_least`.
+    pub fn commits_stuck(&self, for_at_least: Duration) -> bool {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|since| since.elapsed() >= for_at_least)
+    }
+
+    /// Notes a commit that got through.
+    pub(crate) fn committed(&self) {
+        *self.failing_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Notes a commit that failed.
+    pub(crate) fn failed(&self) {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(std::time::Instant::now);
+    }
+}
+
 /// A worker process's engine: claims, runs and commits jobs until cancelled.
 pub struct Worker {
     config: WorkerConfig,
@@ -141,6 +173,8 @@ pub struct Worker {
     runtime: Arc<Runtime>,
     stats: Arc<Mutex<WorkerStats>>,
     metrics: Arc<Metrics>,
+    health: Health,
+    quotas: Arc<Quotas>,
 }
 
 impl Worker {
@@ -153,7 +187,21 @@ impl Worker {
             stats: Arc::default(),
             // Counted into a registry nobody renders unless one is attached.
             metrics: Arc::new(Metrics::new()),
+            health: Health::default(),
+            quotas: Arc::new(Quotas::new(Duration::from_secs(2))),
         }
+    }
+
+    /// Returns this worker holding follow-up jobs to `quotas` (the API's, when both run in
+    /// one process, so that a tenant's enqueues through either are counted together).
+    pub fn with_quotas(mut self, quotas: Arc<Quotas>) -> Worker {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Returns the handle that tells whether this worker's commits get through.
+    pub fn health(&self) -> Health {
+        self.health.clone()
     }
 
     /// Returns this worker recording into `metrics`: per-attempt durations and fuel, committed
@@ -191,6 +239,7 @@ impl Worker {
             self.stats.clone(),
             self.metrics.clone(),
             committed.clone(),
+            self.health.clone(),
         ));
         let heartbeat = tokio::spawn(heartbeat(
             self.store.clone(),
@@ -262,6 +311,7 @@ impl Worker {
                     self.store.clone(),
                     self.runtime.clone(),
                     self.metrics.clone(),
+                    self.quotas.clone(),
                     finished_tx.clone(),
                     permit,
                 ));
@@ -298,7 +348,16 @@ impl Worker {
             while attempts.join_next().await.is_some() {}
         }
         drop(finished_tx);
-        let _ = completer.await;
+        // What finished is committed within another grace period; past it the outcomes are
+        // dropped (their jobs are retried when the leases expire), so SIGTERM always ends.
+        let flushing = completer.abort_handle();
+        if tokio::time::timeout(self.config.grace_period, completer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: dropping outcomes not yet committed");
+            flushing.abort();
+        }
         stop_background.cancel();
         let _ = heartbeat.await;
         let _ = listener.await;
