@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 # Every guest component the examples and tests use, by crate name.
-RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import
+RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import contract-0-1-0
 # The host-side crates whose tests `make test` runs.
 TEST_CRATES := spool spool-tests spool-guest spool-guest-macro
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python example handler (examples/python-hello) into a WebAssembly component with
 # componentize-py, against the same wit/ as every other handler (world `handler` of
-# `spool:job@0.1.0`).
+# `spool:job@0.1.1`).
 #
 #   scripts/build-python.sh [--force]
 #

@@ -1,7 +1,7 @@
 //! Write Spool job handlers in Rust.
 //!
 //! A handler is a WebAssembly component that Spool runs once per attempt of a job, in a fresh
-//! sandbox. This crate wraps the `spool:job@0.1.0` WIT world (`wit/job.wit` in the Spool
+//! sandbox. This crate wraps the `spool:job@0.1.1` WIT world (`wit/job.wit` in the Spool
 //! repository) in idiomatic Rust, so that a handler is one function:
 //!
 //! ```no_run

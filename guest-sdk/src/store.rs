@@ -1,10 +1,12 @@
 //! The idempotency store: tenant-scoped key/value state that commits atomically with the job.
 //!
-//! Reads see the committed state plus this attempt's own writes. Writes ([`put`], [`delete`])
-//! are buffered by Spool and committed only if the handler returns `Ok`, in the same database
-//! transaction that records the job as done; after a failure or a trap they are discarded, so a
-//! retried attempt never sees a failed attempt's writes. If a key that the attempt read was
-//! changed by someone else before the commit, the commit fails and the job is retried.
+//! Reads see the committed state plus this attempt's own writes. Writes ([`put`], [`delete`],
+//! [`add`]) are buffered by Spool and committed only if the handler returns `Ok`, in the same
+//! database transaction that records the job as done; after a failure or a trap they are
+//! discarded, so a retried attempt never sees a failed attempt's writes. If a key that the
+//! attempt read and then put or deleted was changed by someone else before the commit, the
+//! attempt lost a race: Spool runs it again shortly, without charging it an attempt. Counters
+//! that many jobs bump should use [`add`], which never conflicts.
 //!
 //! Values written with [`put`] are JSON; [`put_bytes`] stores bytes as they are. Keys are
 //! strings, listed in byte order by [`list_keys`] and [`keys`].
@@ -127,6 +129,26 @@ pub fn put_bytes(key: &str, value: &[u8]) -> Result<(), StoreError> {
 /// Removes `key` when the attempt commits; deleting a missing key is not an error.
 pub fn delete(key: &str) -> Result<(), StoreError> {
     sys::store_delete(key)
+}
+
+/// Adds `delta` to the integer counter under `key` when the attempt commits (an absent key
+/// counts as 0): a conflict-free counter.
+///
+/// Unlike a [`get`] then [`put`], an add carries no check of what the attempt read, so jobs
+/// adding to one hot key concurrently never conflict and never re-run for it; each add is
+/// applied exactly once, with its job's commit. The counter is stored as the integer's JSON
+/// text, so `get::<i64>(key)` reads it: the committed value plus this attempt's own adds.
+///
+/// ```no_run
+/// # fn main() -> Result<(), spool_guest::store::StoreError> {
+/// use spool_guest::store;
+///
+/// store::add("orders/today", 1)?;
+/// store::add("revenue/today", 1250)?;
+/// # Ok(()) }
+/// ```
+pub fn add(key: &str, delta: i64) -> Result<(), StoreError> {
+    sys::store_add(key, delta)
 }
 
 /// Lists up to `limit` keys that start with `prefix`, in byte order, strictly after `after`

@@ -31,6 +31,10 @@ mod wasm {
         store::delete(key).map_err(StoreError::from)
     }
 
+    pub(crate) fn store_add(key: &str, delta: i64) -> Result<(), StoreError> {
+        store::add(key, delta).map_err(StoreError::from)
+    }
+
     pub(crate) fn store_list_keys(
         prefix: &str,
         after: Option<&str>,

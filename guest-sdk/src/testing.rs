@@ -170,6 +170,25 @@ pub(crate) mod fake {
         Ok(())
     }
 
+    pub(crate) fn store_add(key: &str, delta: i64) -> Result<(), StoreError> {
+        with(|state| {
+            let now = match state.store.get(key) {
+                None => 0,
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        StoreError::Unavailable(format!(
+                            "store key {key:?} does not hold an integer to add to"
+                        ))
+                    })?,
+            };
+            let sum = now.saturating_add(delta).to_string().into_bytes();
+            state.store.insert(key.to_owned(), sum);
+            Ok(())
+        })
+    }
+
     pub(crate) fn store_list_keys(
         prefix: &str,
         after: Option<&str>,

@@ -7,7 +7,8 @@
 //!   [`Metrics::jobs_enqueued`], and the worker for follow-up jobs a handler enqueued),
 //!   `spool_jobs_completed_total`, `spool_jobs_retried_total`,
 //!   `spool_jobs_dead_lettered_total` and `spool_jobs_duplicate_total` (the worker, as it
-//!   commits outcomes), and `spool_attempt_errors_total` (also by error kind).
+//!   commits outcomes), `spool_attempt_errors_total` (also by error kind), and
+//!   `spool_store_conflicts_total` (by tenant: attempts that lost a race on a store key).
 //! - **Histograms per attempt**, by tenant, queue, handler and outcome (`ok`, `retry`,
 //!   `permanent`, `trap`): `spool_attempt_duration_seconds` and `spool_attempt_fuel_consumed`.
 //! - **Gauges read at scrape time**: the backlog per tenant, queue and state
@@ -39,6 +40,12 @@ use crate::store::Store;
 const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The job a figure is about: its tenant, queue and handler names.
+/// The tenant a figure is about.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
     /// The tenant's name.
@@ -118,6 +125,7 @@ pub struct Metrics {
     retried: Family<JobLabels, Counter>,
     dead_lettered: Family<JobLabels, Counter>,
     duplicates: Family<JobLabels, Counter>,
+    store_conflicts: Family<TenantLabels, Counter>,
     attempt_errors: Family<ErrorLabels, Counter>,
     attempt_duration: HistogramFamily<AttemptLabels>,
     attempt_fuel: HistogramFamily<AttemptLabels>,
@@ -156,6 +164,7 @@ impl Metrics {
             retried: Family::default(),
             dead_lettered: Family::default(),
             duplicates: Family::default(),
+            store_conflicts: Family::default(),
             attempt_errors: Family::default(),
             attempt_duration: Family::new_with_constructor(duration_histogram),
             attempt_fuel: Family::new_with_constructor(fuel_histogram),
@@ -196,6 +205,11 @@ impl Metrics {
             "jobs_duplicate",
             "Jobs completed as duplicates: their idempotency key was already done",
             m.duplicates.clone(),
+        );
+        r.register(
+            "store_conflicts",
+            "Attempts whose checked store write lost a race at commit; each runs again",
+            m.store_conflicts.clone(),
         );
         r.register(
             "attempt_errors",
@@ -281,6 +295,14 @@ impl Metrics {
     /// Counts a job committed as completed.
     pub(crate) fn job_completed(&self, job: &JobLabels) {
         self.completed.get_or_create(job).inc();
+    }
+
+    /// Counts an attempt of `tenant`'s whose store write lost a race (it runs again).
+    pub(crate) fn store_conflict(&self, tenant: &str) {
+        let labels = TenantLabels {
+            tenant: tenant.to_string(),
+        };
+        self.store_conflicts.get_or_create(&labels).inc();
     }
 
     /// Counts a job completed as a duplicate.

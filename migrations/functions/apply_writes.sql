@@ -1,4 +1,5 @@
--- Applies one attempt's store writes for a tenant, checking what the attempt observed.
+-- Applies one attempt's store writes for a tenant, checking what the attempt observed; adds to
+-- counters (`add`) are applied unchecked.
 -- Raises SQLSTATE 'SP409' on a version conflict. Internal to complete_many.
 CREATE OR REPLACE FUNCTION spool.apply_writes(p_tenant_id bigint, p_writes jsonb, p_now timestamptz)
 RETURNS void
@@ -11,6 +12,17 @@ DECLARE
 BEGIN
     FOR w IN SELECT * FROM jsonb_array_elements(coalesce(p_writes, '[]')) LOOP
         v_key := w->>'key';
+        IF w ? 'add' THEN
+            -- A counter: added to whatever is current, with no check, so adds commute. The value
+            -- is the integer's decimal text (JSON), what `get` reads back.
+            INSERT INTO spool.kv AS kv (tenant_id, key, value, version, updated_at)
+            VALUES (p_tenant_id, v_key, convert_to((w->>'add')::bigint::text, 'UTF8'), 1, p_now)
+            ON CONFLICT (tenant_id, key) DO UPDATE
+            SET value = convert_to((spool.counter_value(v_key, kv.value)
+                                    + (w->>'add')::bigint)::text, 'UTF8'),
+                version = kv.version + 1, updated_at = p_now;
+            CONTINUE;
+        END IF;
         v_value := CASE WHEN w->'value' = 'null'::jsonb OR NOT (w ? 'value') THEN NULL
                         ELSE decode(w->>'value', 'base64') END;
         IF w->'expected' IS NULL OR w->'expected' = 'null'::jsonb THEN

@@ -4,16 +4,28 @@
 -- completes the job as a duplicate with its effects discarded. Otherwise applies its store
 -- writes (version-checked) and enqueues its follow-up jobs. Jobs without effects are completed
 -- together in a few set-based statements; each job with effects gets a subtransaction of its
--- own, so that one job's conflict cannot sink the others. A job whose effects conflict is
--- retried (kind `commit`) after p_retry_delay_ms, or dead-lettered when that is NULL.
+-- own, so that one job's conflict cannot sink the others. A job whose checked store write lost
+-- an optimistic race runs again shortly without being charged an attempt, up to its
+-- p_max_conflicts; past that it fails (kind `commit`) and is retried after p_retry_delay_ms, or
+-- dead-lettered when that is NULL.
+--
+-- Outcomes with effects are applied in the order of (tenant, first key written), the same order
+-- in every worker's group commit, so that two commits touching the same hot keys queue behind
+-- each other instead of deadlocking (each job's own keys are sorted already). No attempt sees
+-- another's uncommitted writes, so a checked write (one whose key the attempt read) commits
+-- exactly when the version it read is still the current one: no order within a batch can make
+-- two attempts that read the same version both succeed, and none makes one that read a stale
+-- version succeed. Blind writes, deletes and `add`s carry no check and never conflict; an
+-- `add` is applied to whatever value is current, so concurrent adds commute.
 --
 -- p_effects holds, per job, NULL or {"writes": [{key, value (base64) | null, expected:
--- null | "absent" | version}], "children": [{id, handler, queue, payload (base64),
+-- null | "absent" | version} | {key, add: delta}], "children": [{id, handler, queue, payload (base64),
 -- idempotency_key, priority, delay_ms, max_attempts}]}.
 --
 -- Returns each job's status: completed, duplicate, stale (lease lost: nothing written),
--- conflict (lost a race on a store key: retried or dead-lettered) or failed (the outcome could
--- not be stored: failed alone with kind `commit`, retried or dead-lettered).
+-- conflict (lost a race on a store key: runs again soon, no attempt charged) or failed (the
+-- outcome could not be stored, or the job lost too many races: failed alone with kind `commit`,
+-- retried or dead-lettered).
 CREATE OR REPLACE FUNCTION spool.complete_many(
     p_tenants        bigint[],
     p_ids            uuid[],
@@ -22,6 +34,7 @@ CREATE OR REPLACE FUNCTION spool.complete_many(
     p_logs           jsonb[],
     p_effects        jsonb[],
     p_retry_delay_ms bigint[],
+    p_max_conflicts  integer[],
     p_now            timestamptz DEFAULT NULL
 ) RETURNS TABLE (job_id uuid, status text)
 SET jit = off
@@ -36,6 +49,7 @@ DECLARE
     v_error     jsonb;
     v_attempt   integer;
     v_refused   bigint;
+    v_queue     text;
     v_fast      boolean := true;
     f_tenants   bigint[];
     f_ids       uuid[];
@@ -94,11 +108,15 @@ BEGIN
     END IF;
 
     -- One subtransaction per job with effects (or every job, when the fast path failed).
+    -- In the order of the first store key each job writes, so that concurrent group commits
+    -- (other workers') lock hot keys in one order and do not deadlock over them.
     FOR r IN
         SELECT * FROM unnest(p_tenants, p_ids, p_leases, p_results, p_logs, p_effects,
-                             p_retry_delay_ms)
-            AS i(tenant_id, id, lease, result, logs, effects, retry_delay_ms)
+                             p_retry_delay_ms, p_max_conflicts)
+            WITH ORDINALITY
+            AS i(tenant_id, id, lease, result, logs, effects, retry_delay_ms, max_conflicts, n)
         WHERE i.effects IS NOT NULL OR NOT v_fast
+        ORDER BY i.tenant_id, (i.effects->'writes'->0->>'key') COLLATE "C" NULLS LAST, i.n
     LOOP
         v_attempt := NULL;
         BEGIN
@@ -166,21 +184,49 @@ BEGIN
             WHEN SQLSTATE 'SP409' OR serialization_failure OR unique_violation
                  OR deadlock_detected THEN
                 -- Lost a race on a store key (or a lock cycle with another group commit over
-                -- keys in guest-chosen order): this job alone is retried.
-                v_error := jsonb_build_object('attempt', v_attempt, 'at', v_now,
-                                              'kind', 'commit', 'message', SQLERRM);
-                PERFORM spool.fail_one(r.tenant_id, r.id, r.lease, v_error, r.logs,
-                                       r.retry_delay_ms, v_now);
-                job_id := r.id; status := 'conflict'; RETURN NEXT;
+                -- keys in guest-chosen order): not the job's fault. It runs again shortly
+                -- (10 ms growing by half each time, capped at 1 s, jittered), keeps its
+                -- attempt number, and the conflict is noted in its errors. Past its bound the
+                -- conflict is an ordinary failure of kind `commit`.
+                v_error := jsonb_build_object('attempt', coalesce(v_attempt, 0), 'at', v_now,
+                                              'kind', 'conflict', 'message', SQLERRM);
+                UPDATE spool.jobs jb
+                SET state = 'retryable', attempt = jb.attempt - 1, conflicts = jb.conflicts + 1,
+                    run_at = v_now + make_interval(secs =>
+                        least(1000.0, 10.0 * power(1.5, least(jb.conflicts, 20)))
+                        * (0.5 + random() / 2) / 1000.0),
+                    run_lease = NULL, lease_expires_at = NULL, worker = NULL,
+                    errors = jb.errors || jsonb_build_array(v_error),
+                    logs = coalesce(r.logs, jb.logs)
+                WHERE jb.tenant_id = r.tenant_id AND jb.id = r.id AND jb.run_lease = r.lease
+                  AND jb.state = 'running' AND jb.conflicts < r.max_conflicts
+                RETURNING jb.queue INTO v_queue;
+                IF FOUND THEN
+                    INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
+                    VALUES (r.tenant_id, v_queue, 'running', -1, v_now),
+                           (r.tenant_id, v_queue, 'retryable', 1, v_now);
+                    job_id := r.id; status := 'conflict'; RETURN NEXT;
+                ELSE
+                    v_error := jsonb_build_object('attempt', coalesce(v_attempt, 0), 'at', v_now,
+                        'kind', 'commit', 'message',
+                        'lost more races on store keys than its bound allows: ' || SQLERRM);
+                    job_id := r.id;
+                    status := CASE WHEN spool.fail_one(r.tenant_id, r.id, r.lease, v_error,
+                                                       r.logs, r.retry_delay_ms, v_now) IS NULL
+                                   THEN 'stale' ELSE 'failed' END;
+                    RETURN NEXT;
+                END IF;
             WHEN OTHERS THEN
                 -- An outcome the database cannot take (a value out of range, a follow-up whose
                 -- key is taken): this job fails alone, kind `commit`, retried and in the end
                 -- dead-lettered like any failure; the rest of the batch commits.
-                v_error := jsonb_build_object('attempt', v_attempt, 'at', v_now,
+                v_error := jsonb_build_object('attempt', coalesce(v_attempt, 0), 'at', v_now,
                     'kind', 'commit', 'message', 'the outcome could not be stored: ' || SQLERRM);
-                PERFORM spool.fail_one(r.tenant_id, r.id, r.lease, v_error, r.logs,
-                                       r.retry_delay_ms, v_now);
-                job_id := r.id; status := 'failed'; RETURN NEXT;
+                job_id := r.id;
+                status := CASE WHEN spool.fail_one(r.tenant_id, r.id, r.lease, v_error, r.logs,
+                                                   r.retry_delay_ms, v_now) IS NULL
+                               THEN 'stale' ELSE 'failed' END;
+                RETURN NEXT;
         END;
     END LOOP;
 END

@@ -24,14 +24,14 @@ BEGIN
             tenant_id, id, queue, state, priority, run_at, handler, handler_version, attempt,
             max_attempts, backoff_base_ms, backoff_cap_ms, idempotency_key, payload,
             payload_hash, limits, errors, logs, parent_id, created_at, attempted_at, result,
-            duplicate, finished_at)
+            duplicate, finished_at, conflicts)
         SELECT m.tenant_id, m.id, m.queue, p_state, m.priority, m.run_at, m.handler,
                m.handler_version, m.attempt, m.max_attempts, m.backoff_base_ms,
                m.backoff_cap_ms, m.idempotency_key, m.payload, m.payload_hash, m.limits,
                CASE WHEN m.new_error IS NULL THEN m.errors
                     ELSE m.errors || jsonb_build_array(m.new_error) END,
                coalesce(m.new_logs, m.logs), m.parent_id, m.created_at, m.attempted_at,
-               m.new_result, coalesce(m.new_duplicate, false), p_now
+               m.new_result, coalesce(m.new_duplicate, false), p_now, m.conflicts
         FROM moved m
         RETURNING tenant_id, queue
     ), counted AS (

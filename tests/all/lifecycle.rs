@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use spool::model::{ErrorKind, Expected, JobState, NewJob, StoreWrite};
+use spool::model::{ErrorKind, Expected, JobState, NewJob, StoreWrite, WriteOp};
 use spool::store::{Completion, CompletionStatus, Failure};
 use spool::worker::retry_delay;
 use spool_tests::db::test_db;
@@ -269,7 +269,7 @@ async fn a_lost_lease_is_rescued_and_the_late_completion_writes_nothing() {
     let mut late = success(job, "late");
     late.store_writes = vec![StoreWrite {
         key: "k".into(),
-        value: Some(b"v".to_vec()),
+        op: WriteOp::Put(b"v".to_vec()),
         expected: None,
     }];
     let statuses = db.store.job_finish_many(&[late], &[], None).await.unwrap();
@@ -303,7 +303,7 @@ async fn effects_commit_with_the_done_record_exactly_once() {
     let mut done = success(&claimed[0], "receipt");
     done.store_writes = vec![StoreWrite {
         key: "order/1".into(),
-        value: Some(b"fulfilled".to_vec()),
+        op: WriteOp::Put(b"fulfilled".to_vec()),
         expected: Some(Expected::Absent),
     }];
     done.enqueued = vec![spool::model::EnqueuedJob {
@@ -340,7 +340,7 @@ async fn effects_commit_with_the_done_record_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_store_version_conflict_retries_the_job_with_kind_commit() {
+async fn a_store_version_conflict_runs_the_job_again_without_charging_an_attempt() {
     let db = test_db().await;
     let t = tenant(&db.store, "acme", 10).await;
     let jobs = [
@@ -360,7 +360,7 @@ async fn a_store_version_conflict_retries_the_job_with_kind_commit() {
             let mut c = success(j, "ok");
             c.store_writes = vec![StoreWrite {
                 key: "counter".into(),
-                value: Some(j.id.to_string().into_bytes()),
+                op: WriteOp::Put(j.id.to_string().into_bytes()),
                 expected: Some(Expected::Absent),
             }];
             c
@@ -373,7 +373,9 @@ async fn a_store_version_conflict_retries_the_job_with_kind_commit() {
     );
     let loser = db.store.job_get(t, claimed[1].id).await.unwrap();
     assert_eq!(loser.state, JobState::Retryable);
-    assert_eq!(loser.errors[0].kind, "commit");
+    assert_eq!(loser.errors[0].kind, "conflict");
+    assert_eq!((loser.attempt, loser.conflicts), (0, 1), "no attempt charged");
+    assert!(loser.run_at <= chrono::Utc::now() + chrono::Duration::seconds(1));
     let (value, _) = db.store.kv(t).get("counter").await.unwrap().unwrap();
     assert_eq!(value, claimed[0].id.to_string().into_bytes());
 }
@@ -395,7 +397,7 @@ async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
     let mut c = success(&claimed[0], "ok");
     c.store_writes = vec![StoreWrite {
         key: "x".into(),
-        value: Some(vec![1]),
+        op: WriteOp::Put(vec![1]),
         expected: None,
     }];
     let statuses = db.store.job_finish_many(&[c], &[], None).await.unwrap();

@@ -12,6 +12,7 @@ mod dev;
 mod durability;
 mod enqueue;
 mod hostile_tenants;
+mod hot_keys;
 mod lifecycle;
 mod limits;
 mod logs;

@@ -73,7 +73,7 @@ async fn a_store_flood_stops_at_the_write_budget() {
     let written: u64 = attempt
         .store_writes
         .iter()
-        .map(|w| (w.key.len() + w.value.as_ref().map_or(0, Vec::len)) as u64)
+        .map(|w| (w.key.len() + w.op.stored_bytes()) as u64)
         .sum();
     assert!(written <= budget, "{written} > {budget}");
 }

@@ -68,6 +68,7 @@ pub fn success(job: &ClaimedJob, result: &str) -> Completion {
         store_writes: vec![],
         enqueued: vec![],
         retry_delay: Some(Duration::from_secs(1)),
+        max_conflicts: 100,
     }
 }
 

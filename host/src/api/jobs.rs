@@ -113,6 +113,9 @@ pub struct JobView {
     pub attempt: u32,
     /// Attempts in all.
     pub max_attempts: u32,
+    /// Races on store keys its attempts lost: each ran the job again without charging an
+    /// attempt (see `errors`, kind `conflict`).
+    pub conflicts: u32,
     /// Priority.
     pub priority: i16,
     /// The idempotency key (the job id when none was given).
@@ -177,6 +180,7 @@ impl JobView {
             state: job.state.as_str().to_string(),
             attempt: job.attempt,
             max_attempts: job.max_attempts,
+            conflicts: job.conflicts,
             priority: job.priority,
             idempotency_key: job.idempotency_key,
             payload,

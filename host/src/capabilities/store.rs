@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::model::text::is_valid_key;
-use crate::model::{Expected, Limits, StoreWrite};
+use crate::model::{Expected, Limits, StoreWrite, WriteOp, counter_value};
 use crate::runtime::bindings::spool::job::idempotency_store as wit;
 
 /// The most keys one `list-keys` call returns, whatever the guest asks for.
@@ -62,21 +62,20 @@ impl MemoryBackend {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         for write in writes {
             let id = (tenant.to_string(), write.key.clone());
-            match &write.value {
-                Some(value) => {
-                    let version = entries.get(&id).map_or(1, |v| v.version + 1);
-                    entries.insert(
-                        id,
-                        Versioned {
-                            value: value.clone(),
-                            version,
-                        },
-                    );
+            let value = match &write.op {
+                WriteOp::Put(value) => value.clone(),
+                WriteOp::Add(delta) => {
+                    let now = entries.get(&id).map_or(Some(0), |v| counter_value(&v.value));
+                    let sum = now.unwrap_or(0).saturating_add(*delta);
+                    sum.to_string().into_bytes()
                 }
-                None => {
+                WriteOp::Delete => {
                     entries.remove(&id);
+                    continue;
                 }
-            }
+            };
+            let version = entries.get(&id).map_or(1, |v| v.version + 1);
+            entries.insert(id, Versioned { value, version });
         }
     }
 }
@@ -117,8 +116,8 @@ pub struct StoreState {
     max_value_bytes: u32,
     max_write_bytes: u64,
     written_bytes: u64,
-    /// The latest buffered write per key; `None` is a delete.
-    writes: BTreeMap<String, Option<Vec<u8>>>,
+    /// The buffered write per key: the latest put or delete, or the sum of the adds.
+    writes: BTreeMap<String, WriteOp>,
     /// What the attempt first saw under each key it read.
     observed: HashMap<String, Expected>,
 }
@@ -149,10 +148,14 @@ impl StoreState {
         let observed = self.observed;
         self.writes
             .into_iter()
-            .map(|(key, value)| StoreWrite {
-                expected: observed.get(&key).copied(),
+            .map(|(key, op)| StoreWrite {
+                // An add commutes with every other write: it is never checked.
+                expected: match op {
+                    WriteOp::Add(_) => None,
+                    _ => observed.get(&key).copied(),
+                },
                 key,
-                value,
+                op,
             })
             .collect()
     }
@@ -190,8 +193,10 @@ pub fn effect_key(tenant: &str, idempotency_key: &str, label: &str) -> String {
 impl wit::Host for StoreState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::StoreError> {
         self.check_key(&key)?;
-        if let Some(buffered) = self.writes.get(&key) {
-            return Ok(buffered.clone());
+        match self.writes.get(&key) {
+            Some(WriteOp::Put(value)) => return Ok(Some(value.clone())),
+            Some(WriteOp::Delete) => return Ok(None),
+            Some(WriteOp::Add(_)) | None => {}
         }
         let found = self
             .backend
@@ -202,8 +207,22 @@ impl wit::Host for StoreState {
             Some(v) => Expected::Version(v.version),
             None => Expected::Absent,
         };
+        let pending = match self.writes.get(&key) {
+            Some(WriteOp::Add(delta)) => Some(*delta),
+            _ => None,
+        };
         self.observed.entry(key).or_insert(seen);
-        Ok(found.map(|v| v.value))
+        Ok(match (found, pending) {
+            // The committed counter plus this attempt's own adds.
+            (found, Some(delta)) => {
+                let now = found.as_ref().map_or(Some(0), |v| counter_value(&v.value));
+                match now {
+                    Some(now) => Some(now.saturating_add(delta).to_string().into_bytes()),
+                    None => found.map(|v| v.value),
+                }
+            }
+            (found, None) => found.map(|v| v.value),
+        })
     }
 
     fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::StoreError> {
@@ -212,14 +231,35 @@ impl wit::Host for StoreState {
             return Err(wit::StoreError::ValueTooLarge(self.max_value_bytes));
         }
         self.charge(key.len() + value.len())?;
-        self.writes.insert(key, Some(value));
+        self.writes.insert(key, WriteOp::Put(value));
         Ok(())
     }
 
     fn delete(&mut self, key: String) -> Result<(), wit::StoreError> {
         self.check_key(&key)?;
         self.charge(key.len())?;
-        self.writes.insert(key, None);
+        self.writes.insert(key, WriteOp::Delete);
+        Ok(())
+    }
+
+    fn add(&mut self, key: String, delta: i64) -> Result<(), wit::StoreError> {
+        self.check_key(&key)?;
+        let op = match self.writes.get(&key) {
+            None => WriteOp::Add(delta),
+            Some(WriteOp::Add(before)) => WriteOp::Add(before.saturating_add(delta)),
+            Some(WriteOp::Delete) => WriteOp::Put(delta.to_string().into_bytes()),
+            Some(WriteOp::Put(value)) => match counter_value(value) {
+                Some(now) => WriteOp::Put(now.saturating_add(delta).to_string().into_bytes()),
+                None => {
+                    return Err(wit::StoreError::Unavailable(format!(
+                        "store key {key:?} was just given a value that is not an integer: \
+                         cannot add to it"
+                    )));
+                }
+            },
+        };
+        self.charge(key.len() + op.stored_bytes())?;
+        self.writes.insert(key, op);
         Ok(())
     }
 
@@ -238,7 +278,7 @@ impl wit::Host for StoreState {
         let deletes = self
             .writes
             .iter()
-            .filter(|(k, v)| v.is_none() && in_range(k))
+            .filter(|(k, op)| matches!(op, WriteOp::Delete) && in_range(k))
             .count() as u32;
         let committed = self
             .backend
@@ -247,11 +287,11 @@ impl wit::Host for StoreState {
             .map_err(|e| wit::StoreError::Unavailable(e.to_string()))?;
         let mut keys: Vec<String> = committed
             .into_iter()
-            .filter(|k| !matches!(self.writes.get(k), Some(None)))
+            .filter(|k| !matches!(self.writes.get(k), Some(WriteOp::Delete)))
             .chain(
                 self.writes
                     .iter()
-                    .filter(|(k, v)| v.is_some() && in_range(k))
+                    .filter(|(k, op)| !matches!(op, WriteOp::Delete) && in_range(k))
                     .map(|(k, _)| k.clone()),
             )
             .collect();
@@ -286,7 +326,7 @@ mod tests {
     fn put(key: &str, value: &str) -> StoreWrite {
         StoreWrite {
             key: key.into(),
-            value: Some(value.into()),
+            op: WriteOp::Put(value.into()),
             expected: None,
         }
     }
@@ -304,6 +344,28 @@ mod tests {
         let writes = s.into_writes();
         assert_eq!(writes[0].expected, Some(Expected::Version(1)));
         assert_eq!(writes[1].expected, None, "b was never read");
+    }
+
+    #[tokio::test]
+    async fn adds_sum_unchecked_and_reads_see_them_on_the_committed_value() {
+        let backend = Arc::new(MemoryBackend::default());
+        backend.apply("acme", &[put("n", "40")]);
+        let mut s = state(backend.clone());
+        assert_eq!(s.get("n".into()).await.unwrap(), Some(b"40".to_vec()));
+        s.add("n".into(), 1).unwrap();
+        s.add("n".into(), 1).unwrap();
+        assert_eq!(s.get("n".into()).await.unwrap(), Some(b"42".to_vec()));
+        s.add("fresh".into(), -3).unwrap();
+        s.put("text".into(), b"abc".to_vec()).unwrap();
+        assert!(s.add("text".into(), 1).is_err());
+        let writes = s.into_writes();
+        let n = writes.iter().find(|w| w.key == "n").unwrap();
+        // Read first, yet unchecked: adds commute.
+        assert_eq!((&n.op, n.expected), (&WriteOp::Add(2), None));
+        backend.apply("acme", &writes);
+        let mut s = state(backend);
+        assert_eq!(s.get("n".into()).await.unwrap(), Some(b"42".to_vec()));
+        assert_eq!(s.get("fresh".into()).await.unwrap(), Some(b"-3".to_vec()));
     }
 
     #[tokio::test]

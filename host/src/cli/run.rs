@@ -9,7 +9,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use spool::capabilities::store::MemoryBackend;
-use spool::model::{DEFAULT_QUEUE, JobContext, Limits, Outcome, RetryPolicy};
+use spool::model::{DEFAULT_QUEUE, JobContext, Limits, Outcome, RetryPolicy, WriteOp};
 use spool::runtime::{Runtime, RuntimeConfig};
 
 /// Arguments of `spool run`.
@@ -113,8 +113,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "logs": attempt.logs,
         "store_writes": attempt.store_writes.iter().map(|w| json!({
             "key": w.key,
-            "op": if w.value.is_some() { "put" } else { "delete" },
-            "value": w.value.as_deref().map_or(Value::Null, render),
+            "op": match &w.op {
+                WriteOp::Put(_) => "put",
+                WriteOp::Delete => "delete",
+                WriteOp::Add(_) => "add",
+            },
+            "value": match &w.op {
+                WriteOp::Put(value) => render(value),
+                WriteOp::Delete => Value::Null,
+                WriteOp::Add(delta) => json!(delta),
+            },
         })).collect::<Vec<_>>(),
         "enqueued": attempt.enqueued.iter().map(|j| json!({
             "id": j.id,

@@ -8,11 +8,41 @@ use serde::Serialize;
 pub struct StoreWrite {
     /// The key written.
     pub key: String,
-    /// The new value, or `None` for a delete.
-    pub value: Option<Vec<u8>>,
+    /// What the write does.
+    pub op: WriteOp,
     /// What the attempt saw under `key` before writing, when it read it: the commit must find
-    /// the same, or the attempt is retried (optimistic concurrency). `None` for a blind write.
+    /// the same, or the attempt runs again (optimistic concurrency). `None` for a blind write,
+    /// and always for an [`WriteOp::Add`], which commutes.
     pub expected: Option<Expected>,
+}
+
+/// What a buffered store write does to its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOp {
+    /// Stores this value.
+    Put(Vec<u8>),
+    /// Removes the key.
+    Delete,
+    /// Adds to the integer counter under the key (absent counts as 0).
+    Add(i64),
+}
+
+impl WriteOp {
+    /// Returns the bytes the write stores (a counter's are counted as 20, the most its text
+    /// takes), for quotas.
+    pub fn stored_bytes(&self) -> usize {
+        match self {
+            WriteOp::Put(value) => value.len(),
+            WriteOp::Delete => 0,
+            WriteOp::Add(_) => 20,
+        }
+    }
+}
+
+/// Returns the integer a counter's stored value holds (its decimal text), if it holds one.
+pub fn counter_value(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 /// The committed state of a key as an attempt observed it.

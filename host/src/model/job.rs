@@ -204,6 +204,8 @@ pub struct Job {
     pub attempt: u32,
     /// Attempts in all.
     pub max_attempts: u32,
+    /// Races on store keys its attempts lost (each ran it again without charging an attempt).
+    pub conflicts: u32,
     /// Priority.
     pub priority: i16,
     /// The idempotency key.

@@ -8,7 +8,9 @@ mod retry;
 mod tenant;
 pub mod text;
 
-pub use effects::{EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite};
+pub use effects::{
+    EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite, WriteOp, counter_value,
+};
 pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, LimitSpec, NewJob};
 pub use limits::Limits;
 pub use outcome::{ErrorKind, Outcome};

@@ -43,6 +43,10 @@ pub struct TenantLimitSpec {
     /// Jobs enqueued per second over the API; a batch may use up to a second's worth at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueue_rate: Option<u32>,
+    /// Races on store keys a job may lose (each runs it again, no attempt charged) before a
+    /// conflict counts as a failure of kind `commit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_conflicts: Option<u32>,
 }
 
 /// A tenant's effective limits: its [`TenantLimitSpec`] over the defaults.
@@ -68,6 +72,8 @@ pub struct TenantLimits {
     pub max_follow_ups: u32,
     /// Jobs enqueued per second. Default 10,000.
     pub enqueue_rate: u32,
+    /// Store-key races a job may lose before a conflict is a failure. Default 100.
+    pub max_conflicts: u32,
 }
 
 impl TenantLimits {
@@ -83,6 +89,7 @@ impl TenantLimits {
         max_store_bytes: 64 << 20,
         max_follow_ups: 100,
         enqueue_rate: 10_000,
+        max_conflicts: 100,
     };
 
     /// The largest batch `POST /v1/jobs/batch` takes.
@@ -102,6 +109,7 @@ impl TenantLimits {
             max_store_bytes: spec.max_store_bytes.unwrap_or(d.max_store_bytes),
             max_follow_ups: spec.max_follow_ups.unwrap_or(d.max_follow_ups),
             enqueue_rate: spec.enqueue_rate.unwrap_or(d.enqueue_rate),
+            max_conflicts: spec.max_conflicts.unwrap_or(d.max_conflicts),
         }
     }
 
@@ -141,6 +149,7 @@ impl TenantLimitSpec {
             max_store_bytes: patch.max_store_bytes.or(self.max_store_bytes),
             max_follow_ups: patch.max_follow_ups.or(self.max_follow_ups),
             enqueue_rate: patch.enqueue_rate.or(self.enqueue_rate),
+            max_conflicts: patch.max_conflicts.or(self.max_conflicts),
         }
     }
 
@@ -162,6 +171,9 @@ impl TenantLimitSpec {
         }
         if self.max_running.is_some_and(|n| n > i32::MAX as u32) {
             return Err("limits.max_running is too large".into());
+        }
+        if self.max_conflicts.is_some_and(|n| n > 100_000) {
+            return Err("limits.max_conflicts must be at most 100000".into());
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{Result, Store, StoreError, int};
 use crate::model::{
     ClaimedJob, Enqueued, EnqueuedJob, ErrorKind, Expected, Job, JobState, NewJob, StoreWrite,
+    WriteOp,
 };
 
 /// A successful attempt to commit.
@@ -30,8 +31,12 @@ pub struct Completion {
     pub store_writes: Vec<StoreWrite>,
     /// Follow-up jobs to enqueue.
     pub enqueued: Vec<EnqueuedJob>,
-    /// If the effects conflict: the delay before a retry, or `None` to dead-letter.
+    /// If the outcome cannot be committed: the delay before a retry, or `None` to
+    /// dead-letter.
     pub retry_delay: Option<Duration>,
+    /// Store-key races the job may lose in all before a conflict is a failure (its tenant's
+    /// `max_conflicts`).
+    pub max_conflicts: u32,
 }
 
 /// What committing a [`Completion`] did.
@@ -43,7 +48,7 @@ pub enum CompletionStatus {
     Duplicate,
     /// The lease was lost: nothing written.
     Stale,
-    /// A store write conflicted: the job was retried (kind `commit`) or dead-lettered.
+    /// A checked store write lost a race: the job runs again shortly, not charged an attempt.
     Conflict,
     /// The database could not take the outcome (a value out of range, a follow-up whose key
     /// is taken): the job failed alone with kind `commit`, retried or dead-lettered.
@@ -88,15 +93,18 @@ fn effects(c: &Completion) -> Option<Value> {
         .store_writes
         .iter()
         .map(|w| {
-            json!({
-                "key": w.key,
-                "value": w.value.as_deref().map(b64),
-                "expected": match w.expected {
-                    None => Value::Null,
-                    Some(Expected::Absent) => json!("absent"),
-                    Some(Expected::Version(v)) => json!(v),
-                },
-            })
+            let expected = match w.expected {
+                None => Value::Null,
+                Some(Expected::Absent) => json!("absent"),
+                Some(Expected::Version(v)) => json!(v),
+            };
+            match &w.op {
+                WriteOp::Add(delta) => json!({ "key": w.key, "add": delta }),
+                WriteOp::Put(value) => {
+                    json!({ "key": w.key, "value": b64(value), "expected": expected })
+                }
+                WriteOp::Delete => json!({ "key": w.key, "value": null, "expected": expected }),
+            }
         })
         .collect();
     let children: Vec<Value> = c
@@ -315,8 +323,13 @@ impl Store {
             let effects: Vec<Option<Value>> = completions.iter().map(effects).collect();
             let delays: Vec<Option<i64>> =
                 completions.iter().map(|c| c.retry_delay.map(ms)).collect();
+            let max_conflicts: Vec<i32> = completions
+                .iter()
+                .map(|c| c.max_conflicts.min(i32::MAX as u32) as i32)
+                .collect();
             let rows = sqlx::query(
-                "SELECT job_id, status FROM spool.complete_many($1, $2, $3, $4, $5, $6, $7, $8)",
+                "SELECT job_id, status
+                 FROM spool.complete_many($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&tenants)
             .bind(&ids)
@@ -325,6 +338,7 @@ impl Store {
             .bind(&logs)
             .bind(&effects)
             .bind(&delays)
+            .bind(&max_conflicts)
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
@@ -378,7 +392,7 @@ impl Store {
                 let bytes = c
                     .store_writes
                     .iter()
-                    .map(|w| (w.key.len() + w.value.as_ref().map_or(0, Vec::len)) as u64)
+                    .map(|w| (w.key.len() + w.op.stored_bytes()) as u64)
                     .sum();
                 self.kv_usage.add(c.tenant_id, bytes);
             }
@@ -510,6 +524,7 @@ fn job(row: sqlx::postgres::PgRow) -> Result<Job> {
             state: JobState::parse(&state).ok_or_else(|| StoreError::Database(state.clone()))?,
             attempt: row.try_get::<i32, _>("attempt")? as u32,
             max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
+            conflicts: row.try_get::<i32, _>("conflicts")? as u32,
             priority: row.try_get("priority")?,
             idempotency_key: row.try_get("idempotency_key")?,
             payload: row.try_get("payload")?,

@@ -39,6 +39,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("canonical_payload"),
     function!("claim"),
     function!("complete_many"),
+    function!("counter_value"),
     function!("enqueue"),
     function!("enqueue_many"),
     function!("expired"),

@@ -126,6 +126,7 @@ async fn execute(
             store_writes: Vec::new(),
             enqueued: Vec::new(),
             retry_delay: None,
+            max_conflicts: 0,
         });
     }
     fields::attempt_started(fields);
@@ -212,6 +213,7 @@ async fn execute(
                 job.backoff_base_ms,
                 job.backoff_cap_ms,
             ),
+            max_conflicts: tenant_limits.max_conflicts,
         }),
         Outcome::Failed { kind, message } => fail(kind, message, logs),
     }

@@ -311,7 +311,8 @@ fn record(
             CompletionStatus::Completed => s.completed += 1,
             CompletionStatus::Duplicate => s.duplicates += 1,
             CompletionStatus::Stale => s.stale += 1,
-            CompletionStatus::Conflict | CompletionStatus::Failed => s.failed += 1,
+            CompletionStatus::Conflict => s.conflicts += 1,
+            CompletionStatus::Failed => s.failed += 1,
         }
     }
     s.failed += batch.failures.len() as u64;
@@ -346,9 +347,8 @@ fn count(batch: &Batch, statuses: &[CompletionStatus], failures_held: &[bool], m
             }
             CompletionStatus::Duplicate => metrics.job_duplicate(&job.labels),
             CompletionStatus::Stale => {}
-            CompletionStatus::Conflict | CompletionStatus::Failed => {
-                failed(job, ErrorKind::Commit, c.retry_delay, metrics)
-            }
+            CompletionStatus::Conflict => metrics.store_conflict(&job.labels.tenant),
+            CompletionStatus::Failed => failed(job, ErrorKind::Commit, c.retry_delay, metrics),
         }
     }
     let failures = batch.failures.iter().zip(&batch.failed_jobs);

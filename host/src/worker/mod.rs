@@ -118,6 +118,8 @@ pub struct WorkerStats {
     pub duplicates: u64,
     /// Outcomes dropped because the lease had been lost.
     pub stale: u64,
+    /// Attempts whose store write lost a race at commit (each runs again).
+    pub conflicts: u64,
 }
 
 /// A job claimed and not yet committed: what the heartbeat needs.

@@ -3,7 +3,7 @@
 -- any). Each side is skipped outright when the state is one it cannot hold. The dead-letter
 -- queue has a query of its own (job_list_dead.sql), on its partial index.
 SELECT * FROM (
-    (SELECT tenant_id, id, handler, queue, state::text AS state, attempt, max_attempts, priority,
+    (SELECT tenant_id, id, handler, queue, state::text AS state, attempt, max_attempts, conflicts, priority,
             idempotency_key, ''::bytea AS payload, NULL::bytea AS result, false AS duplicate,
             errors, '[]'::jsonb AS logs, parent_id, created_at, run_at,
             NULL::timestamptz AS finished_at
@@ -14,7 +14,7 @@ SELECT * FROM (
        AND ($4::uuid IS NULL OR id < $4)
      ORDER BY id DESC LIMIT $5)
     UNION ALL
-    (SELECT tenant_id, id, handler, queue, state::text, attempt, max_attempts, priority,
+    (SELECT tenant_id, id, handler, queue, state::text, attempt, max_attempts, conflicts, priority,
             idempotency_key, ''::bytea, NULL::bytea, duplicate, errors, '[]'::jsonb, parent_id,
             created_at, run_at, finished_at
      FROM spool.job_history

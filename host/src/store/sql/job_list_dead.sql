@@ -1,6 +1,6 @@
 -- A page of a tenant's dead-letter queue, newest first, on the partial index of dead jobs.
 -- $1 tenant id, $2 queue, $3 handler, $4 the cursor (ids below it), $5 the page size.
-SELECT tenant_id, id, handler, queue, state::text AS state, attempt, max_attempts, priority,
+SELECT tenant_id, id, handler, queue, state::text AS state, attempt, max_attempts, conflicts, priority,
        idempotency_key, ''::bytea AS payload, NULL::bytea AS result, duplicate, errors,
        '[]'::jsonb AS logs, parent_id, created_at, run_at, finished_at
 FROM spool.job_history
