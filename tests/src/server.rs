@@ -14,7 +14,7 @@ use crate::db::{TestDb, test_db};
 use crate::{component, test_runtime};
 
 /// The admin token every test server uses.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789-0123456789";
 
 /// A running server.
 pub struct TestServer {

@@ -43,6 +43,10 @@ pub struct TenantLimitSpec {
     /// Jobs enqueued per second over the API; a batch may use up to a second's worth at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueue_rate: Option<u32>,
+    /// Distinct queues the tenant may have jobs in; past it an enqueue naming a new queue
+    /// answers 422.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queues: Option<u32>,
 }
 
 /// A tenant's effective limits: its [`TenantLimitSpec`] over the defaults.
@@ -68,6 +72,8 @@ pub struct TenantLimits {
     pub max_follow_ups: u32,
     /// Jobs enqueued per second. Default 10,000.
     pub enqueue_rate: u32,
+    /// Distinct queues with jobs. Default 100.
+    pub max_queues: u32,
 }
 
 impl TenantLimits {
@@ -83,6 +89,7 @@ impl TenantLimits {
         max_store_bytes: 64 << 20,
         max_follow_ups: 100,
         enqueue_rate: 10_000,
+        max_queues: 100,
     };
 
     /// The largest batch `POST /v1/jobs/batch` takes.
@@ -102,6 +109,7 @@ impl TenantLimits {
             max_store_bytes: spec.max_store_bytes.unwrap_or(d.max_store_bytes),
             max_follow_ups: spec.max_follow_ups.unwrap_or(d.max_follow_ups),
             enqueue_rate: spec.enqueue_rate.unwrap_or(d.enqueue_rate),
+            max_queues: spec.max_queues.unwrap_or(d.max_queues),
         }
     }
 
@@ -141,6 +149,7 @@ impl TenantLimitSpec {
             max_store_bytes: patch.max_store_bytes.or(self.max_store_bytes),
             max_follow_ups: patch.max_follow_ups.or(self.max_follow_ups),
             enqueue_rate: patch.enqueue_rate.or(self.enqueue_rate),
+            max_queues: patch.max_queues.or(self.max_queues),
         }
     }
 
@@ -154,6 +163,7 @@ impl TenantLimitSpec {
             ("max_payload_bytes", self.max_payload_bytes.map(u64::from)),
             ("max_component_bytes", self.max_component_bytes),
             ("enqueue_rate", self.enqueue_rate.map(u64::from)),
+            ("max_queues", self.max_queues.map(u64::from)),
         ];
         for (name, value) in positive {
             if value == Some(0) {

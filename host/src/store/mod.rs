@@ -74,8 +74,15 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 Some("23505") => StoreError::Conflict(db.message().to_string()),
-                // admin_shutdown, crash_shutdown, cannot_connect_now, connection failures.
-                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                // admin_shutdown, crash_shutdown, cannot_connect_now, connection failures; and
+                // a statement cancelled (a statement timeout) or a lock not had in time (a
+                // lock timeout): the database is busy, and the same call may pass later.
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "57014"
+                        || code == "55P03" =>
+                {
                     StoreError::Unavailable(db.message().to_string())
                 }
                 Some(code) if code.starts_with("22") => {
@@ -145,7 +152,7 @@ impl Store {
 
     /// Returns a handle on the same database whose statements are bounded: each is cancelled
     /// after [`STATEMENT_TIMEOUT`] and waits at most [`LOCK_TIMEOUT`] for a lock (PostgreSQL
-    /// answers 57014 and 55P03, which come back as [`StoreError::Database`]). For the API and
+    /// answers 57014 and 55P03, which come back as [`StoreError::Unavailable`]). For the API and
     /// maintenance; never for the worker's group commit.
     pub fn bounded(&self) -> Store {
         Store {
