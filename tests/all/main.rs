@@ -11,6 +11,7 @@ mod dashboard;
 mod dev;
 mod durability;
 mod enqueue;
+mod hardening;
 mod hostile_tenants;
 mod lifecycle;
 mod limits;
