@@ -348,10 +348,22 @@ mod tests {
             let e = guard.failed(ip, ApiError::unauthorized("no"));
             assert_eq!(e.status().as_u16(), 401);
         }
-        assert_eq!(guard.failed(ip, ApiError::unauthorized("no")).status().as_u16(), 429);
+        assert_eq!(
+            guard
+                .failed(ip, ApiError::unauthorized("no"))
+                .status()
+                .as_u16(),
+            429
+        );
         assert!(guard.throttled(ip).is_some());
         let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         assert!(guard.throttled(other).is_none());
-        assert_eq!(guard.failed(other, ApiError::unauthorized("no")).status().as_u16(), 401);
+        assert_eq!(
+            guard
+                .failed(other, ApiError::unauthorized("no"))
+                .status()
+                .as_u16(),
+            401
+        );
     }
 }

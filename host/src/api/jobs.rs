@@ -300,9 +300,11 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
             let value: Value =
                 serde_json::from_str(text).map_err(|e| bad(format!("payload: {e}")))?;
             if holds_nul(&value) {
-                return Err(bad("payload: a string holds U+0000 (\\u0000), which a JSON \
+                return Err(bad(
+                    "payload: a string holds U+0000 (\\u0000), which a JSON \
                                 payload cannot; send such bytes as payload_base64"
-                    .into()));
+                        .into(),
+                ));
             }
             (
                 serde_json::to_vec(&value).expect("a JSON value serializes"),

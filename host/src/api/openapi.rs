@@ -52,26 +52,50 @@ struct Errors;
 /// throttled, a bug, the database or the server too busy.
 const ANY: &[(&str, &str)] = &[
     ("401", "No token, or one that is not valid"),
-    ("403", "The token may not do this (a tenant's token on an admin endpoint, or acting \
-             for another tenant)"),
-    ("408", "The request took too long (its body arrived too slowly, or answering it did)"),
-    ("429", "A quota is exhausted, or too many failed authentications from this address \
-             (see Retry-After)"),
-    ("500", "A bug: the detail holds a reference to the server's log"),
-    ("503", "The database or the server is busy or unreachable; retry (see Retry-After)"),
+    (
+        "403",
+        "The token may not do this (a tenant's token on an admin endpoint, or acting \
+             for another tenant)",
+    ),
+    (
+        "408",
+        "The request took too long (its body arrived too slowly, or answering it did)",
+    ),
+    (
+        "429",
+        "A quota is exhausted, or too many failed authentications from this address \
+             (see Retry-After)",
+    ),
+    (
+        "500",
+        "A bug: the detail holds a reference to the server's log",
+    ),
+    (
+        "503",
+        "The database or the server is busy or unreachable; retry (see Retry-After)",
+    ),
 ];
 /// Statuses of an operation that takes a body.
 const BODY: &[(&str, &str)] = &[
     ("400", "The body is not well-formed"),
     ("413", "The body is larger than this operation takes"),
-    ("415", "The body's content type is not the one this operation takes"),
-    ("422", "The body is well-formed but not acceptable (an unknown field, a value out of \
-             range)"),
+    (
+        "415",
+        "The body's content type is not the one this operation takes",
+    ),
+    (
+        "422",
+        "The body is well-formed but not acceptable (an unknown field, a value out of \
+             range)",
+    ),
 ];
 /// Statuses of an operation that names something in its path, or acts for a tenant that
 /// `?tenant=` names.
 const NAMED: &[(&str, &str)] = &[
-    ("400", "A malformed parameter, or the admin token without ?tenant="),
+    (
+        "400",
+        "A malformed parameter, or the admin token without ?tenant=",
+    ),
     ("404", "No such thing, or not the caller's"),
 ];
 
@@ -103,15 +127,18 @@ fn scoped(path: &str) -> bool {
 }
 
 fn complete(path: &str, operation: &mut Operation) {
-    let public = operation.security.as_ref().is_some_and(|s| {
-        s.iter()
-            .all(|r| r == &SecurityRequirement::default())
-    });
+    let public = operation
+        .security
+        .as_ref()
+        .is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
     let mut statuses: Vec<(&str, &str)> = Vec::new();
     if !public {
         statuses.extend(ANY);
         if operation.security.is_none() {
-            operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            operation.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
         }
     }
     if operation.request_body.is_some() {

@@ -95,9 +95,9 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(signalled(shutdown.clone()));
     let metrics = Arc::new(Metrics::new());
     let metrics_server = match args.metrics_listen {
-        Some(addr) => Some(
-            serve_metrics(addr, metrics.clone(), store.bounded(), shutdown.clone()).await?,
-        ),
+        Some(addr) => {
+            Some(serve_metrics(addr, metrics.clone(), store.bounded(), shutdown.clone()).await?)
+        }
         None => None,
     };
 

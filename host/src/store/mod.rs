@@ -187,7 +187,10 @@ impl Store {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.clone().options([
-                ("statement_timeout", STATEMENT_TIMEOUT.as_millis().to_string()),
+                (
+                    "statement_timeout",
+                    STATEMENT_TIMEOUT.as_millis().to_string(),
+                ),
                 ("lock_timeout", LOCK_TIMEOUT.as_millis().to_string()),
             ]));
         let lease_pool = PgPoolOptions::new()

@@ -367,8 +367,7 @@ pub(super) async fn list_jobs(
 fn describe(job: &JobView) -> String {
     use output::escape;
     let mut out = String::new();
-    let mut line =
-        |key: &str, value: &str| out.push_str(&format!("{key:<10} {}\n", escape(value)));
+    let mut line = |key: &str, value: &str| out.push_str(&format!("{key:<10} {}\n", escape(value)));
     line("id", &job.id);
     line("handler", &job.handler);
     line("queue", &job.queue);

@@ -116,8 +116,7 @@ pub fn short(text: &str, max: usize) -> String {
     let line: String = text
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-            {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
                 ' '
             } else {
                 c
