@@ -18,6 +18,7 @@ mod limits;
 mod logs;
 mod maintenance;
 mod metrics;
+mod openapi;
 mod outcomes;
 mod python;
 mod restart;

@@ -237,6 +237,7 @@ pub struct JobPage {
 
 /// `GET /v1/jobs` and `GET /v1/dead` query parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Jobs in this state.
