@@ -14,7 +14,8 @@
 //! - **Gauges read at scrape time**: the backlog per tenant, queue and state
 //!   (`spool_queue_jobs`), the age of the oldest available job (`spool_queue_oldest_available_age_seconds`),
 //!   the dead-letter count (`spool_dead_letter_jobs`), all from the store's counters (never a
-//!   count over the jobs); and this process's own figures: worker slots, running and free
+//!   count over the jobs), read at most once per [`STATS_TTL`] however often it is scraped
+//!   and cut short by the database after [`STATS_TIMEOUT`]; and this process's own figures: worker slots, running and free
 //!   (`spool_worker_*`), sandboxes in use (`spool_sandboxes_*`), database connections
 //!   (`spool_db_pool_connections`).
 //!
@@ -36,8 +37,13 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::model::ErrorKind;
 use crate::store::Store;
 
-/// How long a scrape waits for the store's queue statistics before rendering without them.
-const STATS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the store may take to answer a scrape's queue statistics: past it the database
+/// cancels the statement and the scrape renders without them.
+pub const STATS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a scrape's queue statistics are rendered again rather than read again: scrapes
+/// in between (from any number of scrapers, at once or not) cost the database nothing.
+pub const STATS_TTL: Duration = Duration::from_secs(5);
 
 /// The job a figure is about: its tenant, queue and handler names.
 /// The tenant a figure is about.
@@ -139,8 +145,11 @@ pub struct Metrics {
     sandboxes_in_use: Gauge,
     sandboxes_max: Gauge,
     db_connections: Family<PoolLabels, Gauge>,
-    /// One scrape at a time: the store gauges are cleared and refilled for each.
-    scrape: tokio::sync::Mutex<()>,
+    /// How long the store gauges are trusted ([`STATS_TTL`] unless set).
+    stats_ttl: Duration,
+    /// One scrape at a time (a scrape waiting here then finds the gauges fresh), and when
+    /// the store gauges were last read.
+    scrape: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Default for Metrics {
@@ -178,7 +187,8 @@ impl Metrics {
             sandboxes_in_use: Gauge::default(),
             sandboxes_max: Gauge::default(),
             db_connections: Family::default(),
-            scrape: tokio::sync::Mutex::new(()),
+            stats_ttl: STATS_TTL,
+            scrape: tokio::sync::Mutex::new(None),
         };
         let r = &mut m.registry;
         r.register(
@@ -281,6 +291,13 @@ impl Metrics {
         m
     }
 
+    /// Returns these metrics with the store gauges read again after `ttl` rather than
+    /// [`STATS_TTL`] (zero: on every scrape, as tests want).
+    pub fn with_stats_ttl(mut self, ttl: Duration) -> Metrics {
+        self.stats_ttl = ttl;
+        self
+    }
+
     /// Counts `n` jobs enqueued for `tenant` on `queue` to run `handler`. The API calls this
     /// for each job it created (not for duplicates of an existing key); the worker calls it
     /// for follow-up jobs a handler enqueued when they commit.
@@ -370,11 +387,16 @@ impl Metrics {
     }
 
     /// Renders every metric in the Prometheus text format, reading backlog figures from the
-    /// store's counters. When the store does not answer within a few seconds the backlog
-    /// gauges are left out and `spool_queue_stats_up` is 0; the rest is still rendered.
+    /// store's counters (at most once per [`STATS_TTL`]). When the store does not answer
+    /// within [`STATS_TIMEOUT`] the backlog gauges are left out and `spool_queue_stats_up` is
+    /// 0; the rest is still rendered.
     pub async fn render(&self, store: &Store) -> String {
-        let _one_at_a_time = self.scrape.lock().await;
-        self.refresh(store).await;
+        let mut last_read = self.scrape.lock().await;
+        self.refresh_process(store);
+        if last_read.is_none_or(|at| at.elapsed() >= self.stats_ttl) {
+            self.refresh_store(store).await;
+            *last_read = Some(std::time::Instant::now());
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "encoding the metrics failed");
@@ -382,8 +404,8 @@ impl Metrics {
         out
     }
 
-    /// Sets the gauges that are read at scrape time.
-    async fn refresh(&self, store: &Store) {
+    /// Sets the gauges of this process's own figures.
+    fn refresh_process(&self, store: &Store) {
         let (size, idle) = store.pool_usage();
         let idle = idle as i64;
         self.db_connections
@@ -394,14 +416,19 @@ impl Metrics {
             .set(idle);
         self.worker_free
             .set((self.worker_slots.get() - self.worker_running.get()).max(0));
+    }
 
+    /// Sets the gauges read from the store's counters.
+    async fn refresh_store(&self, store: &Store) {
         // Queues that disappeared must not keep their last values.
         self.queue_jobs.clear();
         self.oldest_available.clear();
         self.dead_letter.clear();
+        // The database cancels the statement; the client-side timeout is for a connection
+        // that does not answer at all.
         let stats = tokio::time::timeout(
-            STATS_TIMEOUT,
-            store.queue_stats(None, Duration::from_secs(60)),
+            STATS_TIMEOUT + Duration::from_secs(1),
+            store.queue_stats_within(None, Duration::from_secs(60), STATS_TIMEOUT),
         )
         .await;
         let stats = match stats {

@@ -35,8 +35,16 @@ BEGIN
     LOOP
         IF (to_date(substring(r.relname FROM 13), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
            <= v_cutoff THEN
-            EXECUTE format('DROP TABLE spool.%I', r.relname);
-            v_dropped := v_dropped + 1;
+            -- Dropping a partition takes ACCESS EXCLUSIVE on the whole history, and while it
+            -- waits every completion queues behind it: wait briefly, and leave a partition
+            -- that is being read to the next pass.
+            BEGIN
+                PERFORM set_config('lock_timeout', '2s', true);
+                EXECUTE format('DROP TABLE spool.%I', r.relname);
+                v_dropped := v_dropped + 1;
+            EXCEPTION WHEN lock_not_available THEN
+                RAISE NOTICE 'history partition % is in use; dropping it next time', r.relname;
+            END;
         END IF;
     END LOOP;
     DELETE FROM spool.job_history_default WHERE finished_at < v_cutoff;

@@ -731,9 +731,13 @@ async fn queues_health_metrics_and_the_openapi_document() {
     let ready = s.get("/readyz", "").await;
     assert_eq!(ready.0, 200);
     assert_eq!(ready.1["status"], "ready");
+    // On the API's listener the metrics (every tenant's names) need the admin token.
+    let metrics = s.get("/metrics", &token).await;
+    assert_eq!(metrics.0, 403, "a tenant's token: {}", metrics.1);
     let metrics = s
         .http
         .get(format!("{}/metrics", s.url))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

@@ -234,10 +234,10 @@ fn spool_serve_refuses_bad_settings_with_clear_errors() {
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     let url = ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
-    let token = ("SPOOL_ADMIN_TOKEN", "a-long-enough-admin-token");
+    let token = ("SPOOL_ADMIN_TOKEN", "a-long-enough-admin-token-0123456789");
     assert!(serve(&[], &[token]).contains("DATABASE_URL"));
     assert!(serve(&[], &[url]).contains("SPOOL_ADMIN_TOKEN"));
-    assert!(serve(&[], &[url, ("SPOOL_ADMIN_TOKEN", "short")]).contains("at least 16"));
+    assert!(serve(&[], &[url, ("SPOOL_ADMIN_TOKEN", "short")]).contains("at least 32"));
     assert!(serve(&["--listen", "localhost"], &[url, token]).contains("--listen"));
     let bad_file = serve(&["--config", file.to_str().unwrap()], &[url, token]);
     assert!(

@@ -139,7 +139,7 @@ fn with<'a>(base: &[(&'a str, &'a str)], more: &[(&'a str, &'a str)]) -> Vec<(&'
 async fn enqueued_and_completed_jobs_move_the_counters_and_the_backlog() {
     let db = test_db().await;
     let t = tenant_with_handlers(&db.store, "acme", &["hello"]).await;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_stats_ttl(Duration::ZERO));
     let jobs: Vec<NewJob> = (0..3)
         .map(|i| NewJob::json("hello", &json!({ "i": i })))
         .collect();
@@ -214,7 +214,7 @@ async fn enqueued_and_completed_jobs_move_the_counters_and_the_backlog() {
 async fn retried_and_dead_lettered_jobs_are_counted_by_error_kind() {
     let db = test_db().await;
     let t = tenant_with_handlers(&db.store, "acme", &["hostile"]).await;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_stats_ttl(Duration::ZERO));
     let mut retry = NewJob::json("hostile", &json!({ "action": "retry" }));
     retry.max_attempts = Some(2);
     retry.backoff = Some((Duration::from_millis(1), Duration::from_millis(10)));
@@ -266,7 +266,7 @@ async fn retried_and_dead_lettered_jobs_are_counted_by_error_kind() {
 async fn a_job_whose_key_is_already_done_counts_as_a_duplicate() {
     let db = test_db().await;
     let t = tenant_with_handlers(&db.store, "acme", &["hello"]).await;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_stats_ttl(Duration::ZERO));
     let id = enqueue(&db.store, t, &[NewJob::json("hello", &json!({}))]).await[0];
     let key = db.store.job_get(t, id).await.unwrap().idempotency_key;
     // Another job already committed this key (through a second path, say).
@@ -296,7 +296,7 @@ async fn a_job_whose_key_is_already_done_counts_as_a_duplicate() {
 async fn follow_up_jobs_a_handler_enqueues_count_as_enqueued_when_they_commit() {
     let db = test_db().await;
     let t = tenant_with_handlers(&db.store, "acme", &["fulfil-order", "send-receipt"]).await;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_stats_ttl(Duration::ZERO));
     let order = NewJob::json(
         "fulfil-order",
         &json!({"order_id": "A-1", "amount_cents": 4200, "email": "ada@example.com"}),

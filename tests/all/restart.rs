@@ -165,7 +165,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-const ADMIN: &str = "restart-test-admin-token-0123";
+const ADMIN: &str = "restart-test-admin-token-0123456789";
 
 /// Starts `spool serve --migrate` on `url` at `port` and waits until it is ready.
 async fn serve(url: &str, port: u16) -> std::process::Child {

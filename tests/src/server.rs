@@ -14,7 +14,7 @@ use crate::db::{TestDb, test_db};
 use crate::{component, test_runtime};
 
 /// The admin token every test server uses.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789-0123456789";
 
 /// A running server.
 pub struct TestServer {
@@ -57,6 +57,17 @@ impl TestServer {
     /// Starts the API and, given a `worker` config, a worker (reporting to the server's
     /// metrics) and the maintenance it asks for, on a fresh database.
     pub async fn start_with(worker: Option<background::Config>) -> TestServer {
+        TestServer::start_configured(worker, ApiConfig::default()).await
+    }
+
+    /// Starts the API alone with `config` (its admin token set to [`ADMIN_TOKEN`]) on a
+    /// fresh database: for tests of the API's own bounds (timeouts, throttles).
+    pub async fn start_api(config: ApiConfig) -> TestServer {
+        TestServer::start_configured(None, config).await
+    }
+
+    /// Starts the API with `config` and, given a `worker` config, a worker.
+    async fn start_configured(worker: Option<background::Config>, config: ApiConfig) -> TestServer {
         let db = test_db().await;
         let runtime = test_runtime();
         let metrics = Arc::new(Metrics::new());
@@ -75,7 +86,7 @@ impl TestServer {
             ApiConfig {
                 admin_token: ADMIN_TOKEN.into(),
                 worker_health,
-                ..ApiConfig::default()
+                ..config
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -25,6 +25,8 @@ pub struct TenantQuery {
 /// resolved_at}]}`; `value` and `threshold` are a fraction for `failure_rate`, a count for
 /// `dead_letter_growth` and seconds for `backlog_age`.
 /// The admin may narrow the list to one tenant with `?tenant=NAME`.
+#[utoipa::path(get, path = "/v1/alerts", tag = "alerts",
+    responses((status = 200, description = "The alerts", body = Object)))]
 pub async fn list(
     state: State,
     caller: Caller,

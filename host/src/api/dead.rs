@@ -12,6 +12,13 @@ use super::{ApiError, ApiResult, State};
 use crate::model::{JobState, TenantLimits};
 use crate::store::{JobFilter, Tenant};
 
+/// The most dead jobs one `POST /v1/dead/retry` or `/discard` by filter takes: past it the
+/// answer says so (`more`, `next_cursor`), and the caller asks again.
+pub const MAX_PER_CALL: usize = TenantLimits::MAX_BATCH;
+
+/// Dead jobs a by-filter call reads at a time.
+const CHUNK: u32 = 1_000;
+
 /// `POST /v1/dead/retry` and `POST /v1/dead/discard`: ids, or a filter (nothing: all).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +32,20 @@ pub struct DeadSelection {
     /// Dead jobs of this queue.
     #[serde(default)]
     pub queue: Option<String>,
+    /// With a filter: continue a sweep where the previous answer's `next_cursor` left it
+    /// (dead jobs older than it), so that a job requeued and dead again meanwhile is not
+    /// taken twice.
+    #[serde(default)]
+    pub cursor: Option<Uuid>,
+}
+
+/// How far a by-filter call got: at most [`MAX_PER_CALL`] dead jobs a call.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Sweep {
+    /// More dead jobs match the filter: call again with `cursor` set to `next_cursor`.
+    pub more: bool,
+    /// Where the next call continues; null when none are left (and for ids).
+    pub next_cursor: Option<Uuid>,
 }
 
 /// `POST /v1/dead/retry`'s answer.
@@ -32,6 +53,9 @@ pub struct DeadSelection {
 pub struct Retried {
     /// Jobs requeued.
     pub retried: u64,
+    /// How far a by-filter call got.
+    #[serde(flatten)]
+    pub sweep: Sweep,
 }
 
 /// `POST /v1/dead/discard`'s answer.
@@ -39,6 +63,9 @@ pub struct Retried {
 pub struct Discarded {
     /// Jobs deleted.
     pub discarded: u64,
+    /// How far a by-filter call got.
+    #[serde(flatten)]
+    pub sweep: Sweep,
 }
 
 /// Lists the dead-letter queue, newest first.
@@ -73,17 +100,18 @@ async fn apply(state: &State, tenant: &Tenant, action: DeadAction, ids: &[Uuid])
     })
 }
 
-/// Applies `action` to dead jobs: the ids given, or all matching the filter, a chunk at a time.
+/// Applies `action` to dead jobs: the ids given, or up to [`MAX_PER_CALL`] matching the
+/// filter, a chunk at a time. Returns how many it applied to, and how far it got.
 async fn select_dead(
     state: &State,
     tenant: &Tenant,
     sel: &DeadSelection,
     action: DeadAction,
-) -> ApiResult<u64> {
+) -> ApiResult<(u64, Sweep)> {
     if let Some(ids) = &sel.ids {
-        if sel.handler.is_some() || sel.queue.is_some() {
+        if sel.handler.is_some() || sel.queue.is_some() || sel.cursor.is_some() {
             return Err(ApiError::unprocessable(
-                "give ids, or handler/queue, not both",
+                "give ids, or handler/queue (and cursor), not both",
             ));
         }
         if ids.len() > TenantLimits::MAX_BATCH {
@@ -92,31 +120,50 @@ async fn select_dead(
                 TenantLimits::MAX_BATCH
             )));
         }
-        return apply(state, tenant, action, ids).await;
+        return Ok((apply(state, tenant, action, ids).await?, Sweep::default()));
     }
     let f = JobFilter {
         state: Some(JobState::Dead),
         queue: sel.queue.clone(),
         handler: sel.handler.clone(),
     };
-    // Walks the dead jobs once, newest first: a job that is requeued here and dies again
-    // meanwhile is above the cursor and not taken twice.
+    // Walks the dead jobs newest first: a job that is requeued here and dies again meanwhile
+    // is above the cursor and not taken twice.
     let mut total = 0;
-    let mut cursor = None;
-    loop {
+    let mut walked = 0;
+    let mut cursor = sel.cursor;
+    while walked < MAX_PER_CALL {
+        let chunk = CHUNK.min((MAX_PER_CALL - walked) as u32);
         let ids = state
             .store
-            .job_dead_ids(tenant.id, &f, cursor, 1_000)
+            .job_dead_ids(tenant.id, &f, cursor, chunk)
             .await?;
         let Some(last) = ids.last().copied() else {
-            return Ok(total);
+            return Ok((total, Sweep::default()));
         };
         total += apply(state, tenant, action, &ids).await?;
+        walked += ids.len();
         cursor = Some(last);
+        if ids.len() < chunk as usize {
+            return Ok((total, Sweep::default()));
+        }
     }
+    let more = !state
+        .store
+        .job_dead_ids(tenant.id, &f, cursor, 1)
+        .await?
+        .is_empty();
+    Ok((
+        total,
+        Sweep {
+            more,
+            next_cursor: cursor.filter(|_| more),
+        },
+    ))
 }
 
-/// Requeues dead jobs in bulk: by id, or every one of a handler and/or queue (`{}`: all).
+/// Requeues dead jobs in bulk: by id, or those of a handler and/or queue (`{}`: all), up to
+/// 10,000 a call (`more` says whether to call again).
 #[utoipa::path(post, path = "/v1/dead/retry", tag = "dead letters", request_body = DeadSelection,
     responses((status = 200, body = Retried)), security(("bearer" = [])))]
 pub async fn retry(
@@ -124,11 +171,12 @@ pub async fn retry(
     Scope(tenant): Scope,
     ApiJson(sel): ApiJson<DeadSelection>,
 ) -> ApiResult<Json<Retried>> {
-    let retried = select_dead(&state, &tenant, &sel, DeadAction::Retry).await?;
-    Ok(Json(Retried { retried }))
+    let (retried, sweep) = select_dead(&state, &tenant, &sel, DeadAction::Retry).await?;
+    Ok(Json(Retried { retried, sweep }))
 }
 
-/// Deletes dead jobs for good: by id, or every one of a handler and/or queue (`{}`: all).
+/// Deletes dead jobs for good: by id, or those of a handler and/or queue (`{}`: all), up to
+/// 10,000 a call (`more` says whether to call again).
 #[utoipa::path(post, path = "/v1/dead/discard", tag = "dead letters",
     request_body = DeadSelection, responses((status = 200, body = Discarded)),
     security(("bearer" = [])))]
@@ -137,6 +185,6 @@ pub async fn discard(
     Scope(tenant): Scope,
     ApiJson(sel): ApiJson<DeadSelection>,
 ) -> ApiResult<Json<Discarded>> {
-    let discarded = select_dead(&state, &tenant, &sel, DeadAction::Discard).await?;
-    Ok(Json(Discarded { discarded }))
+    let (discarded, sweep) = select_dead(&state, &tenant, &sel, DeadAction::Discard).await?;
+    Ok(Json(Discarded { discarded, sweep }))
 }

@@ -13,6 +13,8 @@ use crate::store::StoreError;
 pub struct ApiError {
     status: StatusCode,
     detail: String,
+    /// Seconds to wait before trying again (`Retry-After`), for a 429 or a 503.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,7 +23,16 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// This error, telling the client to wait `wait` (rounded up to whole seconds) before
+    /// trying again.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> ApiError {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// 400: the request is malformed.
@@ -57,6 +68,12 @@ impl ApiError {
     /// 422: well-formed, but not acceptable (a limit above the tenant's cap, say).
     pub fn unprocessable(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+
+    /// 408: the request took longer than its route allows (its body arrived too slowly, or
+    /// answering it did).
+    pub fn timeout(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, detail)
     }
 
     /// 429: a quota is exhausted.
@@ -106,6 +123,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -118,6 +140,11 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again")
+            }
+            // A safety net: requests are validated before they reach the store, but a value
+            // the database refuses is still the request's fault, never the server's.
+            StoreError::InvalidValue(m) => {
+                ApiError::unprocessable(format!("a value in the request is out of range: {m}"))
             }
             e => ApiError::internal(e),
         }
@@ -169,3 +196,66 @@ pub struct ApiQuery<T>(pub T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+/// Reads a JSON body of at most `limit` bytes, as [`ApiJson`] does with the route's limit:
+/// for a route whose limit depends on the caller (the tenant's payload size, say).
+pub async fn json_within<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> ApiResult<T> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_type::Essence>().ok())
+        .is_some_and(|m| m.is_json());
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected a body with content-type application/json",
+        ));
+    }
+    let too_large = || {
+        ApiError::too_large(format!(
+            "the body is larger than this endpoint accepts ({limit} bytes)"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let Json(value) = Json::<T>::from_bytes(&bytes)?;
+    Ok(value)
+}
+
+/// Just enough of a media type to tell JSON apart, as axum's `Json` does.
+mod mime_type {
+    /// A media type's essence: `type/subtype`, without parameters, lower-cased.
+    pub struct Essence(String);
+
+    impl std::str::FromStr for Essence {
+        type Err = ();
+
+        fn from_str(s: &str) -> Result<Essence, ()> {
+            let essence = s.split(';').next().unwrap_or_default().trim();
+            if essence.split('/').count() != 2 {
+                return Err(());
+            }
+            Ok(Essence(essence.to_ascii_lowercase()))
+        }
+    }
+
+    impl Essence {
+        /// `application/json`, or any `+json` type.
+        pub fn is_json(&self) -> bool {
+            let (kind, subtype) = self.0.split_once('/').expect("checked when parsed");
+            kind == "application" && (subtype == "json" || subtype.ends_with("+json"))
+        }
+    }
+}

@@ -88,7 +88,7 @@ fn not_found(name: &str) -> ApiError {
 
 /// Uploads a component as the handler's new version. It is validated and compiled (off the
 /// request threads, time-bounded) before anything is stored; jobs enqueued from now on run it.
-#[utoipa::path(put, path = "/v1/handlers/{name}", tag = "handlers",
+#[utoipa::path(put, path = "/v1/handlers/{name}", tag = "handlers", params(("name" = String, Path, description = "The handler's name")),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = HandlerView, description = "a new version"),
               (status = 200, body = HandlerView, description = "already the current version"),
@@ -162,7 +162,7 @@ pub async fn list(state: State, Scope(tenant): Scope) -> ApiResult<Json<HandlerL
 }
 
 /// Shows a handler and its versions.
-#[utoipa::path(get, path = "/v1/handlers/{name}", tag = "handlers",
+#[utoipa::path(get, path = "/v1/handlers/{name}", tag = "handlers", params(("name" = String, Path, description = "The handler's name")),
     responses((status = 200, body = HandlerDetail), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     state: State,
@@ -189,7 +189,7 @@ pub async fn show(
 }
 
 /// Deletes a handler and its versions; its pending jobs fail permanently when they run.
-#[utoipa::path(delete, path = "/v1/handlers/{name}", tag = "handlers",
+#[utoipa::path(delete, path = "/v1/handlers/{name}", tag = "handlers", params(("name" = String, Path, description = "The handler's name")),
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn delete(
     state: State,

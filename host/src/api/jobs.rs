@@ -1,16 +1,18 @@
 //! `/v1/jobs`: enqueue (one or a batch), read, list, cancel and retry.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike as _, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::Scope;
-use super::error::{ApiJson, ApiPath, ApiQuery};
+use super::error::{ApiJson, ApiPath, ApiQuery, json_within};
 use super::{ApiError, ApiResult, State};
 use crate::model::text::is_valid_key;
 use crate::model::{
@@ -27,10 +29,11 @@ const PAGE: (u32, u32) = (100, 1_000);
 pub struct JobRequest {
     /// The handler to run.
     pub handler: String,
-    /// The payload: any JSON value; the guest receives its JSON text.
+    /// The payload: any JSON value; the guest receives its JSON text. Kept as text until its
+    /// size is checked: a large body never becomes a large tree of values.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Object)]
-    pub payload: Option<Value>,
+    pub payload: Option<Box<RawValue>>,
     /// Raw payload bytes, base64, instead of `payload`.
     #[serde(default)]
     pub payload_base64: Option<String>,
@@ -58,9 +61,38 @@ pub struct JobRequest {
 }
 
 /// Keeps an explicit `null` apart from an absent field.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
+
+/// The room a `POST /v1/jobs` body may take beside its payload (the other fields, and
+/// whitespace).
+const ENVELOPE_BYTES: usize = 64 << 10;
+
+/// The largest `POST /v1/jobs` body for a tenant whose payloads may take `max_payload`
+/// bytes: the payload as JSON text may be longer than its compact form (whitespace, escapes),
+/// and as base64 it takes 4/3 of its bytes.
+fn max_job_body(max_payload: u32, ceiling: usize) -> usize {
+    (max_payload as usize)
+        .saturating_mul(2)
+        .saturating_add(ENVELOPE_BYTES)
+        .min(ceiling)
+}
+
+/// Returns whether a string of `value`, or a key of one of its objects, holds U+0000, which
+/// PostgreSQL's jsonb (and so a JSON payload) cannot hold.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// The years a `run_at` may fall in (PostgreSQL's timestamps reach further, but nothing
+/// sensible does).
+const RUN_AT_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
 /// `POST /v1/jobs/batch`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -209,6 +241,7 @@ pub struct JobPage {
 
 /// `GET /v1/jobs` and `GET /v1/dead` query parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Jobs in this state.
@@ -244,27 +277,48 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
     if !is_valid_name(&req.handler) {
         return Err(bad("handler: not a valid handler name".into()));
     }
+    let max_payload = limits.max_payload_bytes as usize;
+    let too_large = |n: usize| {
+        ApiError::too_large(format!(
+            "{at}payload: {n} bytes, over this tenant's limit of {max_payload} bytes"
+        ))
+    };
     let (payload, payload_is_json) = match (req.payload, req.payload_base64) {
         (Some(_), Some(_)) => {
             return Err(bad("give payload or payload_base64, not both".into()));
         }
         (_, Some(b64)) => {
+            if b64.len() / 4 * 3 > max_payload.saturating_add(3) {
+                return Err(too_large(b64.len() / 4 * 3));
+            }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64.as_bytes())
                 .map_err(|e| bad(format!("payload_base64: {e}")))?;
             (bytes, false)
         }
-        (value, None) => (
-            serde_json::to_vec(&value.unwrap_or(Value::Null)).expect("a JSON value serializes"),
-            true,
-        ),
+        (raw, None) => {
+            let text = raw.as_deref().map_or("null", RawValue::get);
+            // Its compact form is shorter: a text this long cannot fit, and is not parsed.
+            if text.len() > max_payload.saturating_mul(2).saturating_add(1024) {
+                return Err(too_large(text.len()));
+            }
+            let value: Value =
+                serde_json::from_str(text).map_err(|e| bad(format!("payload: {e}")))?;
+            if holds_nul(&value) {
+                return Err(bad(
+                    "payload: a string holds U+0000 (\\u0000), which a JSON \
+                                payload cannot; send such bytes as payload_base64"
+                        .into(),
+                ));
+            }
+            (
+                serde_json::to_vec(&value).expect("a JSON value serializes"),
+                true,
+            )
+        }
     };
-    if payload.len() > limits.max_payload_bytes as usize {
-        return Err(ApiError::too_large(format!(
-            "{at}payload: {} bytes, over this tenant's limit of {} bytes",
-            payload.len(),
-            limits.max_payload_bytes
-        )));
+    if payload.len() > max_payload {
+        return Err(too_large(payload.len()));
     }
     if let Some(queue) = &req.queue
         && !is_valid_name(queue)
@@ -287,6 +341,13 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
     }
     let run_at = match (req.run_at, req.delay_ms) {
         (Some(_), Some(_)) => return Err(bad("give run_at or delay_ms, not both".into())),
+        (Some(at), None) if !RUN_AT_YEARS.contains(&at.year()) => {
+            return Err(bad(format!(
+                "run_at: {at} is out of range; give a time between the years {} and {}",
+                RUN_AT_YEARS.start(),
+                RUN_AT_YEARS.end()
+            )));
+        }
         (Some(at), None) => Some(at),
         (None, Some(ms)) => {
             let delay = chrono::Duration::try_milliseconds(ms.min(i64::MAX as u64) as i64)
@@ -354,6 +415,16 @@ async fn enqueue_jobs(
             "handler: no handler named {missing:?}; upload it with PUT /v1/handlers/{missing}"
         )));
     }
+    let mut queues: Vec<&str> = jobs
+        .iter()
+        .map(|j| j.queue.as_deref().unwrap_or(crate::model::DEFAULT_QUEUE))
+        .collect();
+    queues.sort_unstable();
+    queues.dedup();
+    state
+        .queues
+        .admit(&state.store, tenant.id, limits.max_queues, &queues)
+        .await?;
     // Only a reused key can conflict; a batch with keys is enqueued all or none, in a
     // transaction, and anything else in one statement.
     let keyed = jobs.iter().any(|j| j.idempotency_key.is_some());
@@ -408,9 +479,13 @@ async fn enqueue_jobs(
 pub async fn enqueue(
     state: State,
     Scope(tenant): Scope,
-    ApiJson(req): ApiJson<JobRequest>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<EnqueuedView>)> {
-    let job = new_job(req, &tenant.effective_limits(), "")?;
+    let limits = tenant.effective_limits();
+    let max_body = max_job_body(limits.max_payload_bytes, state.config.max_json_bytes);
+    let req: JobRequest = json_within(&headers, body, max_body).await?;
+    let job = new_job(req, &limits, "")?;
     let enqueued = enqueue_jobs(&state, &tenant, vec![job]).await?;
     let e = enqueued[0];
     let status = if e.duplicate {
@@ -470,7 +545,7 @@ async fn get_job(state: &State, tenant: &Tenant, id: Uuid) -> ApiResult<Job> {
 }
 
 /// Shows a job: payload, result, errors per attempt, logs.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "The job's id")),
     responses((status = 200, body = JobView), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     state: State,
@@ -547,7 +622,7 @@ pub async fn list(
 }
 
 /// Cancels a job that has not started running.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = Uuid, Path, description = "The job's id")),
     responses((status = 200, body = StateView), (status = 404),
               (status = 409, description = "running or finished")),
     security(("bearer" = [])))]
@@ -571,7 +646,7 @@ pub async fn cancel(
 }
 
 /// Requeues a dead or cancelled job.
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", params(("id" = Uuid, Path, description = "The job's id")),
     responses((status = 200, body = StateView), (status = 404),
               (status = 409, description = "not dead or cancelled")),
     security(("bearer" = [])))]

@@ -162,9 +162,15 @@ pub async fn create(
     check_limits(&state, &req.limits)?;
     check_hosts(&req.allowed_hosts)?;
     let (token, hash, prefix) = new_token();
+    // The tenant, its hosts and its token, in one transaction: all of it or nothing.
     let tenant = match state
         .store
-        .tenant_create(&req.name, &req.limits, Some((&hash, &prefix)))
+        .tenant_create_with_hosts(
+            &req.name,
+            &req.limits,
+            &req.allowed_hosts,
+            Some((&hash, &prefix)),
+        )
         .await
     {
         Err(StoreError::Conflict(_)) => {
@@ -175,14 +181,7 @@ pub async fn create(
         }
         r => r?,
     };
-    let tenant = if req.allowed_hosts.is_empty() {
-        tenant
-    } else {
-        state
-            .store
-            .tenant_update(&tenant.name, &tenant.limits, Some(&req.allowed_hosts))
-            .await?
-    };
+    state.auth.forget_unknown();
     Ok((
         StatusCode::CREATED,
         Json(TenantView::of(&tenant, Some(token))),
@@ -208,6 +207,7 @@ async fn tenant(state: &State, name: &str) -> ApiResult<Tenant> {
 
 /// Changes a tenant's limits or allowed hosts.
 #[utoipa::path(patch, path = "/v1/tenants/{name}", tag = "tenants", request_body = UpdateTenant,
+    params(("name" = String, Path, description = "The tenant's name")),
     responses((status = 200, body = TenantView), (status = 404)), security(("bearer" = [])))]
 pub async fn update(
     state: State,
@@ -233,7 +233,7 @@ pub async fn update(
 }
 
 /// Makes a new token for a tenant (its other tokens stay valid until revoked).
-#[utoipa::path(post, path = "/v1/tenants/{name}/tokens", tag = "tenants",
+#[utoipa::path(post, path = "/v1/tenants/{name}/tokens", tag = "tenants", params(("name" = String, Path, description = "The tenant's name")),
     responses((status = 201, body = TokenView), (status = 404)), security(("bearer" = [])))]
 pub async fn token_create(
     state: State,
@@ -243,11 +243,12 @@ pub async fn token_create(
     let tenant = tenant(&state, &name).await?;
     let (token, hash, prefix) = new_token();
     let info = state.store.token_create(tenant.id, &hash, &prefix).await?;
+    state.auth.forget_unknown();
     Ok((StatusCode::CREATED, Json(TokenView::of(info, Some(token)))))
 }
 
 /// Lists a tenant's tokens (never the tokens themselves).
-#[utoipa::path(get, path = "/v1/tenants/{name}/tokens", tag = "tenants",
+#[utoipa::path(get, path = "/v1/tenants/{name}/tokens", tag = "tenants", params(("name" = String, Path, description = "The tenant's name")),
     responses((status = 200, body = TokenList), (status = 404)), security(("bearer" = [])))]
 pub async fn token_list(
     state: State,
@@ -263,6 +264,7 @@ pub async fn token_list(
 
 /// Revokes a token: it stops working at once on this host, within seconds on others.
 #[utoipa::path(delete, path = "/v1/tenants/{name}/tokens/{id}", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name"), ("id" = Uuid, Path, description = "The token's id")),
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn token_revoke(
     state: State,

@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The address `spool serve` listens on by default.
 const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
-/// The shortest admin token accepted.
-const ADMIN_TOKEN_MIN: usize = 16;
+/// The shortest admin token accepted: as hard to guess as a tenant's (`spool_` and 43
+/// random characters) would take a random one of 32 or more.
+const ADMIN_TOKEN_MIN: usize = 32;
 
 /// Settings a config file may give (`--config FILE`, TOML); flags and environment variables
 /// win over it.
@@ -57,10 +58,11 @@ pub struct ServeArgs {
     /// The PostgreSQL URL.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// The admin token (at least 16 characters).
+    /// The admin token (at least 32 characters: `openssl rand -base64 32`, say).
     #[arg(long, env = "SPOOL_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// The most database connections this process opens [default: 20].
+    /// The most database connections this process opens, split between the worker's and
+    /// those of the API and maintenance (whose statements are bounded) [default: 20].
     #[arg(long, env = "SPOOL_DB_CONNECTIONS")]
     db_connections: Option<u32>,
     /// Queues this process works, comma-separated [default: default].
@@ -85,7 +87,8 @@ pub struct ServeArgs {
     /// webhook_url).
     #[arg(long, env = "SPOOL_ALERT_WEBHOOK")]
     alert_webhook: Option<url::Url>,
-    /// Also serve /metrics on this address of its own (it is always on the API's).
+    /// Also serve /metrics on this address of its own, without a token: for a private
+    /// network (on the API's address it needs the admin token).
     #[arg(long, env = "SPOOL_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
 }
@@ -119,7 +122,10 @@ fn parse_listen(listen: &str) -> anyhow::Result<SocketAddr> {
 
 fn check_admin_token(token: &str) -> anyhow::Result<()> {
     if token.len() < ADMIN_TOKEN_MIN {
-        bail!("the admin token must be at least {ADMIN_TOKEN_MIN} characters");
+        bail!(
+            "the admin token must be at least {ADMIN_TOKEN_MIN} characters (for example \
+             `openssl rand -base64 32`)"
+        );
     }
     Ok(())
 }
@@ -238,9 +244,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) async fn connect(config: &ServerConfig) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url, config.db_connections)
-        .await
-        .context("connecting to the database")?;
+    // Half for the worker's commits and claims' reads, half for the API and maintenance.
+    let bounded = config.db_connections / 2;
+    let store = Store::connect_split(
+        &config.database_url,
+        config.db_connections - bounded,
+        bounded,
+    )
+    .await
+    .context("connecting to the database")?;
     if config.migrate {
         store.migrate().await.context("migrating the database")?;
     } else if !store.ready().await.unwrap_or(false) {
@@ -288,9 +300,13 @@ pub(super) async fn run(
     );
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(address) = config.metrics_listen {
-        let server =
-            super::worker::serve_metrics(address, metrics.clone(), store.clone(), shutdown.clone())
-                .await?;
+        let server = super::worker::serve_metrics(
+            address,
+            metrics.clone(),
+            store.bounded(),
+            shutdown.clone(),
+        )
+        .await?;
         tasks.spawn(async move {
             let _ = server.await;
         });
@@ -303,7 +319,7 @@ pub(super) async fn run(
     }
     if config.maintenance {
         let node = format!("serve-{}", uuid::Uuid::new_v4().simple());
-        let alerts = Alerts::new(config.alerts, store.clone())
+        let alerts = Alerts::new(config.alerts, store.bounded())
             .context("starting the alerts")?
             .with_node(node.clone());
         let token = shutdown.clone();
@@ -313,7 +329,7 @@ pub(super) async fn run(
                 node,
                 ..MaintenanceConfig::default()
             },
-            store.clone(),
+            store.bounded(),
         );
         let token = shutdown.clone();
         tasks.spawn(async move { m.run(token).await });

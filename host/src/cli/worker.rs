@@ -96,7 +96,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
     let metrics_server = match args.metrics_listen {
         Some(addr) => {
-            Some(serve_metrics(addr, metrics.clone(), store.clone(), shutdown.clone()).await?)
+            Some(serve_metrics(addr, metrics.clone(), store.bounded(), shutdown.clone()).await?)
         }
         None => None,
     };
@@ -107,7 +107,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
                 node: config.id.clone(),
                 ..MaintenanceConfig::default()
             },
-            store.clone(),
+            store.bounded(),
         );
         let token = shutdown.clone();
         tokio::spawn(async move { m.run(token).await })
@@ -126,7 +126,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves `GET /metrics` on `addr` until `shutdown` is cancelled.
+/// Serves `GET /metrics` on `addr`, without a token (the address is the operator's private
+/// one), until `shutdown` is cancelled.
 pub(super) async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,

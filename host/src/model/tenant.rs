@@ -47,6 +47,10 @@ pub struct TenantLimitSpec {
     /// conflict counts as a failure of kind `commit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_conflicts: Option<u32>,
+    /// Distinct queues the tenant may have jobs in; past it an enqueue naming a new queue
+    /// answers 422.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queues: Option<u32>,
 }
 
 /// A tenant's effective limits: its [`TenantLimitSpec`] over the defaults.
@@ -74,6 +78,8 @@ pub struct TenantLimits {
     pub enqueue_rate: u32,
     /// Store-key races a job may lose before a conflict is a failure. Default 100.
     pub max_conflicts: u32,
+    /// Distinct queues with jobs. Default 100.
+    pub max_queues: u32,
 }
 
 impl TenantLimits {
@@ -90,6 +96,7 @@ impl TenantLimits {
         max_follow_ups: 100,
         enqueue_rate: 10_000,
         max_conflicts: 100,
+        max_queues: 100,
     };
 
     /// The largest batch `POST /v1/jobs/batch` takes.
@@ -110,6 +117,7 @@ impl TenantLimits {
             max_follow_ups: spec.max_follow_ups.unwrap_or(d.max_follow_ups),
             enqueue_rate: spec.enqueue_rate.unwrap_or(d.enqueue_rate),
             max_conflicts: spec.max_conflicts.unwrap_or(d.max_conflicts),
+            max_queues: spec.max_queues.unwrap_or(d.max_queues),
         }
     }
 
@@ -150,6 +158,7 @@ impl TenantLimitSpec {
             max_follow_ups: patch.max_follow_ups.or(self.max_follow_ups),
             enqueue_rate: patch.enqueue_rate.or(self.enqueue_rate),
             max_conflicts: patch.max_conflicts.or(self.max_conflicts),
+            max_queues: patch.max_queues.or(self.max_queues),
         }
     }
 
@@ -163,6 +172,7 @@ impl TenantLimitSpec {
             ("max_payload_bytes", self.max_payload_bytes.map(u64::from)),
             ("max_component_bytes", self.max_component_bytes),
             ("enqueue_rate", self.enqueue_rate.map(u64::from)),
+            ("max_queues", self.max_queues.map(u64::from)),
         ];
         for (name, value) in positive {
             if value == Some(0) {

@@ -58,6 +58,7 @@ impl Store {
         Store::connect_with(
             options.database(database).application_name("spool-bench"),
             max_connections,
+            max_connections,
         )
         .await
     }

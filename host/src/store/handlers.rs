@@ -21,7 +21,8 @@ pub struct HandlerVersion {
 
 impl Store {
     /// Stores `component` as the new current version of handler `name`, unless its digest is
-    /// the current version's already.
+    /// the current version's already. Concurrent uploads of one handler are taken one after
+    /// the other, each numbered after the highest version the handler ever had.
     pub async fn handler_put(
         &self,
         tenant_id: i64,
@@ -29,13 +30,23 @@ impl Store {
         digest: &str,
         component: &[u8],
     ) -> Result<HandlerVersion> {
+        let mut tx = self.pool.begin().await?;
+        // A row lock cannot cover a handler that does not exist yet, and the statement's
+        // snapshot is taken before it would wait: serialise on the name instead, so that the
+        // statement below starts after the upload before it committed.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($2, $1))")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(include_str!("sql/handler_put.sql"))
             .bind(tenant_id)
             .bind(name)
             .bind(digest)
             .bind(component)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(HandlerVersion {
             name: name.to_string(),
             version: row.try_get("version")?,
@@ -152,10 +163,17 @@ impl Store {
         Ok((handler_info(row)?, versions))
     }
 
-    /// Deletes a handler and its versions. Jobs still pending for it fail when they run.
+    /// Deletes a handler and its versions. Jobs still pending for it fail when they run. The
+    /// highest version number is remembered: a later upload is numbered after it.
     /// Returns `NotFound` when there was none.
     pub async fn handler_delete(&self, tenant_id: i64, name: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // Not in the middle of an upload of the same handler (see handler_put).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($2, $1))")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let deleted = sqlx::query("DELETE FROM spool.handlers WHERE tenant_id = $1 AND name = $2")
             .bind(tenant_id)
             .bind(name)

@@ -46,6 +46,11 @@ pub enum StoreError {
     /// Migrating the schema failed.
     #[error("migration failed: {0}")]
     Migrate(String),
+    /// The database refused a value (SQLSTATE class 22, a data exception: text with a NUL,
+    /// a timestamp out of range, a number that overflows): the same call fails the same way
+    /// again, and a caller that passed the value on from a request should answer 422.
+    #[error("invalid value: {0}")]
+    InvalidValue(String),
     /// Any other database error: a bug or an operator problem.
     #[error("database error: {0}")]
     Database(String),
@@ -69,9 +74,19 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 Some("23505") => StoreError::Conflict(db.message().to_string()),
-                // admin_shutdown, crash_shutdown, cannot_connect_now, connection failures.
-                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                // admin_shutdown, crash_shutdown, cannot_connect_now, connection failures; and
+                // a statement cancelled (a statement timeout) or a lock not had in time (a
+                // lock timeout): the database is busy, and the same call may pass later.
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "57014"
+                        || code == "55P03" =>
+                {
                     StoreError::Unavailable(db.message().to_string())
+                }
+                Some(code) if code.starts_with("22") => {
+                    StoreError::InvalidValue(db.message().to_string())
                 }
                 _ => StoreError::Database(db.message().to_string()),
             },
@@ -84,9 +99,20 @@ impl From<sqlx::Error> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A handle on Spool's database: a connection pool. Cheap to clone.
+///
+/// Two pools reach the same database: the unbounded one every call uses (the worker's group
+/// commit above all, which must not be cut short), and a bounded one whose sessions run each
+/// statement under [`STATEMENT_TIMEOUT`] and wait at most [`LOCK_TIMEOUT`] for a lock, for
+/// what answers requests or runs in the background ([`Store::bounded`]).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The pool this handle's calls use: the unbounded one, or the bounded one for a handle
+    /// from [`Store::bounded`].
     pool: PgPool,
+    /// The unbounded pool, for migrations whatever the handle.
+    unbounded: PgPool,
+    /// The bounded pool (opened lazily: a process that never asks for it opens nothing).
+    bounded: PgPool,
     /// Connections that commit without waiting for the WAL flush, for the claim and the
     /// heartbeat only: losing one of those in a crash is harmless (the job is available again,
     /// or its lease is shorter; the attempt's completion is fenced on run_lease and written
@@ -98,14 +124,41 @@ pub struct Store {
 /// Connections for claims and heartbeats: the worker's producer and heartbeat use one each.
 const LEASE_POOL_CONNECTIONS: u32 = 2;
 
+/// How long one statement of a [`Store::bounded`] handle may run before PostgreSQL cancels
+/// it: no API request or maintenance pass holds a connection (or the locks it took) longer.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a statement of a [`Store::bounded`] handle waits for a lock before it fails: a
+/// request never queues behind (and in front of) the group commit for long.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Connects to `url` with a pool of at most `max_connections` (plus two for claims and
-    /// heartbeats).
+    /// heartbeats), and a bounded pool of as many more, opened as [`Store::bounded`] handles
+    /// use it.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        Store::connect_split(url, max_connections, max_connections).await
+    }
+
+    /// Connects to `url` with at most `unbounded` connections for the unbounded pool and
+    /// `bounded` for the bounded one (plus two for claims and heartbeats): for a process that
+    /// runs the API and a worker on one connection budget.
+    pub async fn connect_split(url: &str, unbounded: u32, bounded: u32) -> Result<Store> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e: sqlx::Error| StoreError::Unavailable(e.to_string()))?;
-        Store::connect_with(options.application_name("spool"), max_connections).await
+        Store::connect_with(options.application_name("spool"), unbounded, bounded.max(1)).await
+    }
+
+    /// Returns a handle on the same database whose statements are bounded: each is cancelled
+    /// after [`STATEMENT_TIMEOUT`] and waits at most [`LOCK_TIMEOUT`] for a lock (PostgreSQL
+    /// answers 57014 and 55P03, which come back as [`StoreError::Unavailable`]). For the API and
+    /// maintenance; never for the worker's group commit.
+    pub fn bounded(&self) -> Store {
+        Store {
+            pool: self.bounded.clone(),
+            ..self.clone()
+        }
     }
 
     /// The settings every connection starts with, whatever the role or database sets: Spool
@@ -115,21 +168,40 @@ impl Store {
         options.options([("search_path", migrate::BOOKKEEPING_SCHEMA)])
     }
 
-    /// Connects with `options`: the main pool and the lease pool.
-    async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Store> {
+    /// Connects with `options`: the main pool, the bounded pool and the lease pool.
+    async fn connect_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+        bounded_connections: u32,
+    ) -> Result<Store> {
         let options = Store::session_options(options);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
+        // Settings are added to the search_path the options carry already, not put in its
+        // place. PostgreSQL reads plain integers as milliseconds.
+        let bounded = PgPoolOptions::new()
+            .max_connections(bounded_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.clone().options([
+                (
+                    "statement_timeout",
+                    STATEMENT_TIMEOUT.as_millis().to_string(),
+                ),
+                ("lock_timeout", LOCK_TIMEOUT.as_millis().to_string()),
+            ]));
         let lease_pool = PgPoolOptions::new()
             .max_connections(LEASE_POOL_CONNECTIONS)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(Store {
+            unbounded: pool.clone(),
             pool,
+            bounded,
             lease_pool,
             kv_usage: kv::UsageCache::default(),
         })
@@ -144,7 +216,8 @@ impl Store {
             .iter()
             .map(|m| (m.version, m.checksum.to_vec()))
             .collect();
-        let mut conn = self.pool.acquire().await?;
+        // Never under the bounded pool's timeouts: building an index can take a while.
+        let mut conn = self.unbounded.acquire().await?;
         for table in migrate::repair_bookkeeping(&mut conn, &known).await? {
             tracing::warn!(%table, "folded a stray copy of Spool's migration record into public");
         }
@@ -185,7 +258,8 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.lease_pool.close().await;
-        self.pool.close().await;
+        self.bounded.close().await;
+        self.unbounded.close().await;
     }
 }
 

@@ -62,41 +62,73 @@ impl Store {
         tenant_id: Option<i64>,
         window: Duration,
     ) -> Result<Vec<QueueStats>> {
-        let minutes = window.as_secs().div_ceil(60).clamp(1, 24 * 60) as u32;
+        let minutes = window_minutes(window);
         let rows = sqlx::query(include_str!("sql/queue_stats.sql"))
             .bind(tenant_id)
             .bind(minutes as i32)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                let raw: serde_json::Value = row.try_get("counts")?;
-                let mut counts: BTreeMap<JobState, i64> =
-                    JobState::ALL.into_iter().map(|s| (s, 0)).collect();
-                if let serde_json::Value::Object(map) = raw {
-                    for (state, n) in map {
-                        if let Some(s) = JobState::parse(&state) {
-                            counts.insert(s, n.as_i64().unwrap_or(0).max(0));
-                        }
+        queue_stats(rows, minutes)
+    }
+
+    /// [`Store::queue_stats`], cancelled by PostgreSQL (an error) when it runs longer than
+    /// `timeout`: for a caller that would rather go without than wait.
+    pub async fn queue_stats_within(
+        &self,
+        tenant_id: Option<i64>,
+        window: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<QueueStats>> {
+        let minutes = window_minutes(window);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(timeout.as_millis().max(1).to_string())
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(include_str!("sql/queue_stats.sql"))
+            .bind(tenant_id)
+            .bind(minutes as i32)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        queue_stats(rows, minutes)
+    }
+}
+
+/// A window in whole minutes, the current one included.
+fn window_minutes(window: Duration) -> u32 {
+    window.as_secs().div_ceil(60).clamp(1, 24 * 60) as u32
+}
+
+fn queue_stats(rows: Vec<sqlx::postgres::PgRow>, minutes: u32) -> Result<Vec<QueueStats>> {
+    rows.into_iter()
+        .map(|row| {
+            let raw: serde_json::Value = row.try_get("counts")?;
+            let mut counts: BTreeMap<JobState, i64> =
+                JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+            if let serde_json::Value::Object(map) = raw {
+                for (state, n) in map {
+                    if let Some(s) = JobState::parse(&state) {
+                        counts.insert(s, n.as_i64().unwrap_or(0).max(0));
                     }
                 }
-                let oldest: Option<DateTime<Utc>> = row.try_get("oldest_available")?;
-                let now: DateTime<Utc> = row.try_get("now")?;
-                Ok(QueueStats {
-                    tenant_id: row.try_get("tenant_id")?,
-                    tenant: row.try_get("tenant")?,
-                    queue: row.try_get("queue")?,
-                    counts,
-                    oldest_available_age: oldest
-                        .map(|at| (now - at).to_std().unwrap_or(Duration::ZERO)),
-                    completed: row.try_get("completed")?,
-                    failed: row.try_get("failed")?,
-                    dead: row.try_get("dead")?,
-                    window_minutes: minutes,
-                })
+            }
+            let oldest: Option<DateTime<Utc>> = row.try_get("oldest_available")?;
+            let now: DateTime<Utc> = row.try_get("now")?;
+            Ok(QueueStats {
+                tenant_id: row.try_get("tenant_id")?,
+                tenant: row.try_get("tenant")?,
+                queue: row.try_get("queue")?,
+                counts,
+                oldest_available_age: oldest
+                    .map(|at| (now - at).to_std().unwrap_or(Duration::ZERO)),
+                completed: row.try_get("completed")?,
+                failed: row.try_get("failed")?,
+                dead: row.try_get("dead")?,
+                window_minutes: minutes,
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 impl Store {
@@ -114,6 +146,29 @@ impl Store {
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+impl Store {
+    /// Returns the names of the queues a tenant has jobs in, in any state (folded totals plus
+    /// the deltas not folded yet; a queue whose every count is back to zero is not one).
+    pub async fn queue_names(&self, tenant_id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT queue FROM (
+                 SELECT queue, state, sum(n) AS n FROM (
+                     SELECT queue, state, n FROM spool.queue_counts WHERE tenant_id = $1
+                     UNION ALL
+                     SELECT queue, state, delta FROM spool.queue_count_deltas
+                     WHERE tenant_id = $1
+                 ) c
+                 GROUP BY queue, state
+             ) s
+             WHERE n <> 0
+             ORDER BY queue",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
         .await?)
     }
 }

@@ -70,14 +70,29 @@ impl Store {
         limits: &TenantLimitSpec,
         token: Option<(&[u8], &str)>,
     ) -> Result<Tenant> {
+        self.tenant_create_with_hosts(name, limits, &[], token)
+            .await
+    }
+
+    /// Creates a tenant whose handlers may reach `allowed_hosts`, with its first token (see
+    /// [`Store::tenant_create`]): all of it or, on any error, nothing.
+    pub async fn tenant_create_with_hosts(
+        &self,
+        name: &str,
+        limits: &TenantLimitSpec,
+        allowed_hosts: &[String],
+        token: Option<(&[u8], &str)>,
+    ) -> Result<Tenant> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO spool.tenants AS t (name, limits, max_running) VALUES ($1, $2, $3)
+            "INSERT INTO spool.tenants AS t (name, limits, max_running, allowed_hosts)
+             VALUES ($1, $2, $3, $4)
              RETURNING t.id, t.name, t.limits, t.allowed_hosts, t.created_at",
         )
         .bind(name)
         .bind(serde_json::to_value(limits).expect("limits serialize"))
         .bind(max_running(limits))
+        .bind(allowed_hosts)
         .fetch_one(&mut *tx)
         .await?;
         let tenant = tenant(row)?;

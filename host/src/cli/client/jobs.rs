@@ -362,10 +362,12 @@ pub(super) async fn list_jobs(
     Ok(())
 }
 
-/// Renders one job for people.
+/// Renders one job for people. Whatever a guest (or an enqueuer) wrote is escaped
+/// ([`output::escape`]): it never sends a control sequence to the terminal.
 fn describe(job: &JobView) -> String {
+    use output::escape;
     let mut out = String::new();
-    let mut line = |key: &str, value: &str| out.push_str(&format!("{key:<10} {value}\n"));
+    let mut line = |key: &str, value: &str| out.push_str(&format!("{key:<10} {}\n", escape(value)));
     line("id", &job.id);
     line("handler", &job.handler);
     line("queue", &job.queue);
@@ -402,8 +404,8 @@ fn describe(job: &JobView) -> String {
                 "  attempt {} at {}: {}: {}\n",
                 e.attempt,
                 output::time(Some(e.at)),
-                e.kind,
-                e.message
+                escape(&e.kind),
+                escape(&e.message)
             ));
         }
     }
@@ -413,13 +415,13 @@ fn describe(job: &JobView) -> String {
             let mut text = format!(
                 "  +{}ms {:<5} {}",
                 log["at_ms"].as_u64().unwrap_or(0),
-                log["level"].as_str().unwrap_or("info"),
-                log["message"].as_str().unwrap_or_default()
+                escape(log["level"].as_str().unwrap_or("info")),
+                escape(log["message"].as_str().unwrap_or_default())
             );
             for field in log["fields"].as_array().into_iter().flatten() {
                 if let [k, v] = field.as_array().map(Vec::as_slice).unwrap_or_default() {
                     let (k, v) = (k.as_str().unwrap_or("?"), v.as_str().unwrap_or("?"));
-                    text.push_str(&format!(" {k}={v}"));
+                    text.push_str(&format!(" {}={}", escape(k), escape(v)));
                 }
             }
             out.push_str(text.trim_end());

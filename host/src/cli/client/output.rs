@@ -89,11 +89,39 @@ pub fn bytes(n: i64) -> String {
     HumanBytes(n.max(0) as u64).to_string()
 }
 
+/// Returns `text` safe to show on a terminal: control characters (C0, DEL, C1: escape
+/// sequences start with ESC or CSI, and OSC ones can set the clipboard or the window title)
+/// and the bidirectional overrides that reorder what a line seems to say are shown as
+/// `\u{..}` escapes rather than sent. For anything a guest wrote: log lines and their fields,
+/// error messages, keys, payloads.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Returns `text` on one line, cut to `max` characters with `…`.
 pub fn short(text: &str, max: usize) -> String {
     let line: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if line.chars().count() <= max {
         line
@@ -118,6 +146,16 @@ mod tests {
             "ID  STATE      NOTE\n1   available\n22  dead       boom\n"
         );
         assert_eq!(Table::new(&["A"]).render("no rows"), "no rows\n");
+    }
+
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        assert_eq!(escape("plain text é"), "plain text é");
+        let osc52 = "copied\u{1b}]52;c;cm0gLXJmIH4=\u{7}";
+        assert_eq!(escape(osc52), "copied\\u{1b}]52;c;cm0gLXJmIH4=\\u{7}");
+        assert_eq!(escape("a\u{9b}31mb\nc\u{7f}"), "a\\u{9b}31mb\\u{a}c\\u{7f}");
+        assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(short("x\u{1b}[2Jy", 10), "x [2Jy");
     }
 
     #[test]
