@@ -143,12 +143,7 @@ async fn spool_dev_starts_from_nothing_serves_a_job_and_keeps_it_across_a_restar
 
     // Started again on the same directory: the same cluster, migrated already, with the job.
     let again = start_dev(dir.path()).await;
-    let job = get_json(
-        &http,
-        &format!("{}/v1/jobs/{id}", again.url),
-        &again.token,
-    )
-    .await;
+    let job = get_json(&http, &format!("{}/v1/jobs/{id}", again.url), &again.token).await;
     assert_eq!(job["state"], "completed", "{job}");
     stop_dev(again, dir.path()).await;
 }

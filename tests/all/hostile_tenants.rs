@@ -30,7 +30,14 @@ async fn enqueue(server: &TestServer, token: &str, body: Value) -> String {
 async fn victim_jobs(server: &TestServer, token: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        ids.push(enqueue(server, token, json!({"handler": "hello", "payload": {"name": i}})).await);
+        ids.push(
+            enqueue(
+                server,
+                token,
+                json!({"handler": "hello", "payload": {"name": i}}),
+            )
+            .await,
+        );
     }
     ids
 }
@@ -41,7 +48,10 @@ async fn finished(server: &TestServer, token: &str, ids: &[String]) -> Vec<Value
     for id in ids {
         let job = server
             .wait_job(token, id, Duration::from_secs(60), |j| {
-                matches!(j["state"].as_str(), Some("completed" | "dead" | "cancelled"))
+                matches!(
+                    j["state"].as_str(),
+                    Some("completed" | "dead" | "cancelled")
+                )
             })
             .await;
         jobs.push(job);
@@ -61,7 +71,12 @@ async fn a_nul_anywhere_a_guest_writes_is_cleaned_or_refused_and_commits_go_on()
         let body = hostile(json!({"action": "nul", "where": place}), 1);
         ids.push(enqueue(&server, &mallory, body).await);
     }
-    let absurd = enqueue(&server, &mallory, hostile(json!({"action": "absurd-child"}), 1)).await;
+    let absurd = enqueue(
+        &server,
+        &mallory,
+        hostile(json!({"action": "absurd-child"}), 1),
+    )
+    .await;
     let victims = victim_jobs(&server, &victim, 10).await;
 
     let jobs = finished(&server, &mallory, &ids).await;
@@ -71,20 +86,32 @@ async fn a_nul_anywhere_a_guest_writes_is_cleaned_or_refused_and_commits_go_on()
     for (job, what) in [(stdout, "stdout"), (log, "log")] {
         assert_eq!(job["state"], "completed", "{what}: {job}");
         let logs = job["logs"].to_string();
-        assert!(logs.contains('\u{FFFD}'), "{what}: the NUL is replaced: {logs}");
+        assert!(
+            logs.contains('\u{FFFD}'),
+            "{what}: the NUL is replaced: {logs}"
+        );
     }
     assert_eq!(failure["state"], "dead", "{failure}");
     let message = failure["errors"][0]["message"].as_str().unwrap();
     assert_eq!(message, "failure\u{FFFD}with nul");
     assert_eq!(store_key["state"], "completed");
-    assert_eq!(store_key["result"]["put"]["kind"], "invalid-key", "{store_key}");
+    assert_eq!(
+        store_key["result"]["put"]["kind"], "invalid-key",
+        "{store_key}"
+    );
     assert_eq!(child_key["state"], "completed");
-    assert_eq!(child_key["result"]["enqueue"]["kind"], "invalid", "{child_key}");
+    assert_eq!(
+        child_key["result"]["enqueue"]["kind"], "invalid",
+        "{child_key}"
+    );
 
     let absurd = &finished(&server, &mallory, &[absurd]).await[0];
     assert_eq!(absurd["state"], "completed", "{absurd}");
     assert_eq!(absurd["result"]["delay"]["kind"], "invalid", "{absurd}");
-    assert_eq!(absurd["result"]["max_attempts"]["kind"], "invalid", "{absurd}");
+    assert_eq!(
+        absurd["result"]["max_attempts"]["kind"], "invalid",
+        "{absurd}"
+    );
 
     for job in finished(&server, &victim, &victims).await {
         assert_eq!(job["state"], "completed", "{job}");
@@ -138,17 +165,30 @@ async fn an_outcome_the_database_refuses_fails_alone_and_the_rest_commit() {
 #[tokio::test]
 async fn a_follow_up_whose_key_is_taken_fails_its_parent_alone() {
     let (server, mallory, victim) = two_tenants(json!({})).await;
-    let first = enqueue(&server, &mallory, hostile(json!({"action": "taken-child-key"}), 1)).await;
+    let first = enqueue(
+        &server,
+        &mallory,
+        hostile(json!({"action": "taken-child-key"}), 1),
+    )
+    .await;
     let first = &finished(&server, &mallory, &[first]).await[0];
     assert_eq!(first["state"], "completed", "{first}");
     // A second parent asks for the same child key with another payload: it cannot commit.
-    let second = enqueue(&server, &mallory, hostile(json!({"action": "taken-child-key"}), 2)).await;
+    let second = enqueue(
+        &server,
+        &mallory,
+        hostile(json!({"action": "taken-child-key"}), 2),
+    )
+    .await;
     let victims = victim_jobs(&server, &victim, 5).await;
     let second = &finished(&server, &mallory, &[second]).await[0];
     assert_eq!(second["state"], "dead", "{second}");
     assert_eq!(second["errors"][0]["kind"], "commit", "{second}");
     let message = second["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("used before with another payload"), "{message}");
+    assert!(
+        message.contains("used before with another payload"),
+        "{message}"
+    );
     for job in finished(&server, &victim, &victims).await {
         assert_eq!(job["state"], "completed", "{job}");
     }
@@ -203,7 +243,10 @@ async fn a_self_replicating_handler_stays_within_the_pending_cap() {
     for job in finished(&server, &victim, &victims).await {
         assert_eq!(job["state"], "completed", "{job}");
     }
-    eprintln!("victim jobs done in {:?} beside the replicator", started.elapsed());
+    eprintln!(
+        "victim jobs done in {:?} beside the replicator",
+        started.elapsed()
+    );
     assert!(pending(&server, "mallory").await <= CAP);
     server.stop().await;
 }

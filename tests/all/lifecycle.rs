@@ -374,7 +374,11 @@ async fn a_store_version_conflict_runs_the_job_again_without_charging_an_attempt
     let loser = db.store.job_get(t, claimed[1].id).await.unwrap();
     assert_eq!(loser.state, JobState::Retryable);
     assert_eq!(loser.errors[0].kind, "conflict");
-    assert_eq!((loser.attempt, loser.conflicts), (0, 1), "no attempt charged");
+    assert_eq!(
+        (loser.attempt, loser.conflicts),
+        (0, 1),
+        "no attempt charged"
+    );
     assert!(loser.run_at <= chrono::Utc::now() + chrono::Duration::seconds(1));
     let (value, _) = db.store.kv(t).get("counter").await.unwrap().unwrap();
     assert_eq!(value, claimed[0].id.to_string().into_bytes());

@@ -37,11 +37,12 @@ async fn bookkeeping(db: &EmptyDb) -> Vec<(String, i64)> {
     .unwrap();
     let mut out = Vec::new();
     for schema in schemas {
-        let rows: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\"._sqlx_migrations"))
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+        let rows: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{schema}\"._sqlx_migrations"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         out.push((schema, rows));
     }
     pool.close().await;
@@ -168,8 +169,12 @@ fn free_port() -> u16 {
 const ADMIN: &str = "restart-test-admin-token-0123456789";
 
 /// Starts `spool serve --migrate` on `url` at `port` and waits until it is ready.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is handed to the caller, whose `stop` waits for it"
+)]
 async fn serve(url: &str, port: u16) -> std::process::Child {
-    let child = Command::new(spool_bin())
+    let mut child = Command::new(spool_bin())
         .args(["serve", "--migrate", "--no-worker", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", url)
@@ -190,7 +195,11 @@ async fn serve(url: &str, port: u16) -> std::process::Child {
         if ready {
             return child;
         }
-        assert!(Instant::now() < deadline, "spool serve never became ready");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("spool serve never became ready");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

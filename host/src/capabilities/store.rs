@@ -65,7 +65,9 @@ impl MemoryBackend {
             let value = match &write.op {
                 WriteOp::Put(value) => value.clone(),
                 WriteOp::Add(delta) => {
-                    let now = entries.get(&id).map_or(Some(0), |v| counter_value(&v.value));
+                    let now = entries
+                        .get(&id)
+                        .map_or(Some(0), |v| counter_value(&v.value));
                     let sum = now.unwrap_or(0).saturating_add(*delta);
                     sum.to_string().into_bytes()
                 }

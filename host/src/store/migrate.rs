@@ -55,7 +55,6 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("schedule_due"),
 ];
 
-
 /// Creates or replaces every function of `migrations/functions/`, in one transaction under an
 /// advisory lock (two nodes migrating at once replace them one after the other). Bodies are
 /// checked when called, not when created, so the files may refer to each other in any order.
@@ -187,7 +186,10 @@ mod tests {
             .collect();
         files.sort();
         let listed: Vec<&str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
-        assert_eq!(files, listed, "list each file of migrations/functions in FUNCTIONS");
+        assert_eq!(
+            files, listed,
+            "list each file of migrations/functions in FUNCTIONS"
+        );
     }
 
     #[test]

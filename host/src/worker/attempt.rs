@@ -9,8 +9,8 @@ use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
-use crate::quota::{QuotaError, Quotas};
 use crate::model::{ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
+use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
 
@@ -189,10 +189,7 @@ async fn execute(
                 return fail(ErrorKind::Commit, message, logs);
             }
             Err(e) => {
-                let message = format!(
-                    "{} follow-up jobs refused: {e}",
-                    attempt.enqueued.len()
-                );
+                let message = format!("{} follow-up jobs refused: {e}", attempt.enqueued.len());
                 return fail(ErrorKind::Quota, message, logs);
             }
         }

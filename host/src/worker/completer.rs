@@ -99,24 +99,28 @@ fn retain_by<T>(items: &mut Vec<T>, keep: &[bool]) {
     });
 }
 
+/// What committing needs: the store, the worker's settings, the jobs it holds, and where to
+/// count and signal what committed.
+pub(crate) struct Completer {
+    pub(crate) store: Store,
+    pub(crate) config: WorkerConfig,
+    pub(crate) held: HeldJobs,
+    pub(crate) stats: Arc<Mutex<WorkerStats>>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Notified after each commit, to wake a producer held back by the backpressure bound.
+    pub(crate) committed: Arc<tokio::sync::Notify>,
+    pub(crate) health: Health,
+}
+
 /// Commits outcomes from `finished` until the channel closes and everything is flushed.
-pub(crate) async fn run(
-    store: Store,
-    config: WorkerConfig,
-    mut finished: mpsc::UnboundedReceiver<Done>,
-    held: HeldJobs,
-    stats: Arc<Mutex<WorkerStats>>,
-    metrics: Arc<Metrics>,
-    committed: Arc<tokio::sync::Notify>,
-    health: Health,
-) {
+pub(crate) async fn run(c: Completer, mut finished: mpsc::UnboundedReceiver<Done>) {
     let mut batch = Batch::default();
     while let Some(first) = finished.recv().await {
         batch.push(first);
         // Gather whatever else finishes within the window, up to the batch size.
-        let window = tokio::time::sleep(config.commit_window);
+        let window = tokio::time::sleep(c.config.commit_window);
         tokio::pin!(window);
-        while batch.len() < config.commit_batch {
+        while batch.len() < c.config.commit_batch {
             tokio::select! {
                 _ = &mut window => break,
                 next = finished.recv() => match next {
@@ -125,9 +129,8 @@ pub(crate) async fn run(
                 },
             }
         }
-        commit(&store, &config, &mut batch, &held, &stats, &metrics, &health).await;
-        // Wake a producer held back by the backpressure bound.
-        committed.notify_one();
+        commit(&c, &mut batch).await;
+        c.committed.notify_one();
     }
 }
 
@@ -146,20 +149,12 @@ enum Tried {
 /// a batch the database refuses is split in halves until the outcome it cannot take is found,
 /// and that outcome alone is recorded as a failure of kind `commit` (see [`poisoned`]). So no
 /// outcome, whatever a guest put in it, keeps the others from committing.
-async fn commit(
-    store: &Store,
-    config: &WorkerConfig,
-    batch: &mut Batch,
-    held: &HeldJobs,
-    stats: &Arc<Mutex<WorkerStats>>,
-    metrics: &Metrics,
-    health: &Health,
-) {
+async fn commit(c: &Completer, batch: &mut Batch) {
     let mut parts = vec![std::mem::take(batch)];
     while let Some(mut part) = parts.pop() {
-        match try_commit(store, config, &mut part, held, health).await {
+        match try_commit(c, &mut part).await {
             Tried::Committed(statuses, failures_held) => {
-                record(&part, &statuses, &failures_held, stats, metrics);
+                record(c, &part, &statuses, &failures_held);
             }
             Tried::Refused(e) if part.len() > 1 => {
                 tracing::warn!(error = %e, jobs = part.len(),
@@ -169,12 +164,10 @@ async fn commit(
                 parts.push(first);
                 continue;
             }
-            Tried::Refused(e) => {
-                poisoned(store, config, &mut part, held, e, metrics, health).await
-            }
+            Tried::Refused(e) => poisoned(c, &mut part, e).await,
             Tried::Abandoned => {}
         }
-        release(&mut part, held);
+        release(&mut part, &c.held);
     }
 }
 
@@ -182,13 +175,8 @@ async fn commit(
 /// most the lease: past it the outcomes are dropped (the heartbeat stops extending their
 /// leases, and maintenance retries the jobs once they expire), so that no outcome holds a
 /// lease indefinitely.
-async fn try_commit(
-    store: &Store,
-    config: &WorkerConfig,
-    batch: &mut Batch,
-    held: &HeldJobs,
-    health: &Health,
-) -> Tried {
+async fn try_commit(c: &Completer, batch: &mut Batch) -> Tried {
+    let (store, config, held, health) = (&c.store, &c.config, &c.held, &c.health);
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
     loop {
@@ -239,15 +227,7 @@ async fn try_commit(
 /// `commit` (retried, then dead-lettered, like any failure), without the effects or the log
 /// it could not take. If even that is refused the outcome is dropped and the job retried when
 /// its lease expires.
-async fn poisoned(
-    store: &Store,
-    config: &WorkerConfig,
-    batch: &mut Batch,
-    held: &HeldJobs,
-    error: StoreError,
-    metrics: &Metrics,
-    health: &Health,
-) {
+async fn poisoned(c: &Completer, batch: &mut Batch, error: StoreError) {
     let (failure, job) = match (batch.completions.first(), batch.failures.first()) {
         (Some(c), _) => (
             Failure {
@@ -284,28 +264,22 @@ async fn poisoned(
     let mut single = Batch::default();
     single.failures.push(failure);
     single.failed_jobs.push(job);
-    match try_commit(store, config, &mut single, held, health).await {
+    match try_commit(c, &mut single).await {
         Tried::Committed(_, held) if held[0] => {
             let (f, job) = (&single.failures[0], &single.failed_jobs[0]);
-            failed(job, f.kind, f.retry_delay, metrics);
+            failed(job, f.kind, f.retry_delay, &c.metrics);
         }
         Tried::Committed(..) => {}
         Tried::Refused(e) => tracing::error!(job.id = %single.failures[0].id, error = %e,
             "could not record the failure either; the job is retried when its lease expires"),
         Tried::Abandoned => {}
     }
-    release(&mut single, held);
+    release(&mut single, &c.held);
 }
 
 /// Counts what a committed batch did, in the worker's stats and in metrics.
-fn record(
-    batch: &Batch,
-    statuses: &[CompletionStatus],
-    failures_held: &[bool],
-    stats: &Arc<Mutex<WorkerStats>>,
-    metrics: &Metrics,
-) {
-    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+fn record(c: &Completer, batch: &Batch, statuses: &[CompletionStatus], failures_held: &[bool]) {
+    let mut s = c.stats.lock().unwrap_or_else(|e| e.into_inner());
     for status in statuses {
         match status {
             CompletionStatus::Completed => s.completed += 1,
@@ -317,7 +291,7 @@ fn record(
     }
     s.failed += batch.failures.len() as u64;
     drop(s);
-    count(batch, statuses, failures_held, metrics);
+    count(batch, statuses, failures_held, &c.metrics);
 }
 
 /// Forgets the jobs of `batch`: their outcomes are committed or given up, so the heartbeat

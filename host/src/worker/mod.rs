@@ -234,14 +234,16 @@ impl Worker {
 
         let stop_background = CancellationToken::new();
         let completer = tokio::spawn(completer::run(
-            self.store.clone(),
-            self.config.clone(),
+            completer::Completer {
+                store: self.store.clone(),
+                config: self.config.clone(),
+                held: held.clone(),
+                stats: self.stats.clone(),
+                metrics: self.metrics.clone(),
+                committed: committed.clone(),
+                health: self.health.clone(),
+            },
             finished_rx,
-            held.clone(),
-            self.stats.clone(),
-            self.metrics.clone(),
-            committed.clone(),
-            self.health.clone(),
         ));
         let heartbeat = tokio::spawn(heartbeat(
             self.store.clone(),
