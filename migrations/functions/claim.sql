@@ -1,7 +1,11 @@
 -- Claims up to p_limit available jobs of one queue for a worker, sharing them fairly between
--- tenants: each tenant with work gets its turn in round-robin order (its 1st job, then every
--- tenant's 2nd, ...), and no tenant gets more than its max_running minus what it already runs.
--- Every claimed job gets a fresh run_lease and a lease of p_lease_ms.
+-- tenants: each tenant with work gets its turn (its 1st job, then every tenant's 2nd, ...), in
+-- an order drawn at random for every claim, so that nothing a tenant sets on its own jobs
+-- (priority, an old run_at) buys it a place ahead of another tenant; priority and run_at order
+-- jobs within a tenant. No tenant gets more than its max_running minus what it already runs:
+-- claims of one tenant are serialised by an advisory lock taken before the running jobs are
+-- counted, so concurrent claimers cannot each admit the same room. Every claimed job gets a
+-- fresh run_lease and a lease of p_lease_ms.
 CREATE OR REPLACE FUNCTION spool.claim(
     p_queue    text,
     p_limit    integer,
@@ -18,9 +22,10 @@ SET jit = off
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    v_now timestamptz := coalesce(p_now, now());
+    v_now     timestamptz := coalesce(p_now, now());
+    v_tenants bigint[];
 BEGIN
-    RETURN QUERY
+    -- The tenants with available work in this queue, at most p_limit of them, picked at random.
     WITH RECURSIVE tenants AS (
         -- A loose index scan: each distinct tenant with available work in this queue.
         (SELECT j.tenant_id FROM spool.jobs j
@@ -31,15 +36,29 @@ BEGIN
                 WHERE j.state = 'available' AND j.queue = p_queue AND j.tenant_id > t.tenant_id
                 ORDER BY j.tenant_id LIMIT 1)
         FROM tenants t WHERE t.tenant_id IS NOT NULL
-    ), room AS (
-        SELECT t.tenant_id,
+    ), picked AS (
+        SELECT t.tenant_id FROM tenants t WHERE t.tenant_id IS NOT NULL
+        ORDER BY random() LIMIT p_limit
+    )
+    SELECT array_agg(p.tenant_id ORDER BY p.tenant_id) INTO v_tenants FROM picked p;
+    IF v_tenants IS NULL THEN
+        RETURN;
+    END IF;
+    -- One claimer per tenant at a time, taken in tenant order (no lock cycles); released when
+    -- this claim commits. The statement below runs on a snapshot taken after the locks, so
+    -- it counts every job an earlier claimer of these tenants took.
+    PERFORM pg_advisory_xact_lock(1936683884, (t % 2147483647)::integer)
+    FROM unnest(v_tenants) AS t ORDER BY t;
+
+    RETURN QUERY
+    WITH room AS (
+        SELECT tn.id AS tenant_id, random() AS turn_order,
                greatest(0, tn.max_running - (
                    SELECT count(*) FROM spool.jobs r
-                   WHERE r.tenant_id = t.tenant_id AND r.state = 'running'))::integer AS n
-        FROM tenants t JOIN spool.tenants tn ON tn.id = t.tenant_id
-        WHERE t.tenant_id IS NOT NULL
+                   WHERE r.tenant_id = tn.id AND r.state = 'running'))::integer AS n
+        FROM spool.tenants tn WHERE tn.id = ANY (v_tenants)
     ), candidates AS (
-        SELECT c.tenant_id, c.id, c.turn, c.priority, c.run_at
+        SELECT c.tenant_id, c.id, c.turn, room.turn_order
         FROM room
         CROSS JOIN LATERAL (
             SELECT j.tenant_id, j.id, j.priority, j.run_at,
@@ -49,7 +68,7 @@ BEGIN
             ORDER BY j.priority, j.run_at, j.id
             LIMIT least(room.n, p_limit)
         ) c
-        ORDER BY c.turn, c.priority, c.run_at, c.id
+        ORDER BY c.turn, room.turn_order
         LIMIT p_limit
     ), locked AS (
         SELECT j.tenant_id, j.id FROM spool.jobs j

@@ -303,3 +303,33 @@ async fn readyz_goes_unready_while_commits_fail_and_shutdown_still_ends() {
         .expect("the server stops within its grace periods");
     eprintln!("stopped in {:?}", stopping.elapsed());
 }
+
+#[tokio::test]
+async fn a_store_read_loop_is_cut_at_its_read_budget_and_others_are_served() {
+    let (server, mallory, victim) = two_tenants(json!({})).await;
+    let mut loops = Vec::new();
+    for _ in 0..4 {
+        loops.push(
+            enqueue(
+                &server,
+                &mallory,
+                hostile(json!({"action": "store-read-loop"}), 1),
+            )
+            .await,
+        );
+    }
+    let victims = victim_jobs(&server, &victim, 10).await;
+    for job in finished(&server, &victim, &victims).await {
+        assert_eq!(job["state"], "completed", "{job}");
+    }
+    for job in finished(&server, &mallory, &loops).await {
+        assert_eq!(job["state"], "completed", "{job}");
+        let reads = job["result"]["reads"].as_u64().unwrap();
+        assert_eq!(reads, 10_000, "{job}");
+        assert_eq!(
+            job["result"]["stopped_by"]["kind"], "quota-exceeded",
+            "{job}"
+        );
+    }
+    server.stop().await;
+}

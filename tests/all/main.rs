@@ -11,6 +11,7 @@ mod dashboard;
 mod dev;
 mod durability;
 mod enqueue;
+mod fairness;
 mod hardening;
 mod hostile_tenants;
 mod hot_keys;

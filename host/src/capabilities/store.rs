@@ -118,6 +118,10 @@ pub struct StoreState {
     max_value_bytes: u32,
     max_write_bytes: u64,
     written_bytes: u64,
+    max_reads: u32,
+    max_read_bytes: u64,
+    reads: u32,
+    read_bytes: u64,
     /// The buffered write per key: the latest put or delete, or the sum of the adds.
     writes: BTreeMap<String, WriteOp>,
     /// What the attempt first saw under each key it read.
@@ -137,6 +141,10 @@ impl StoreState {
             tenant: tenant.to_string(),
             idempotency_key: idempotency_key.to_string(),
             max_key_bytes: limits.max_store_key_bytes,
+            max_reads: limits.max_store_reads,
+            max_read_bytes: limits.max_store_read_bytes,
+            reads: 0,
+            read_bytes: 0,
             max_value_bytes: limits.max_store_value_bytes,
             max_write_bytes: limits.max_store_write_bytes,
             written_bytes: 0,
@@ -170,6 +178,18 @@ impl StoreState {
         Ok(())
     }
 
+    /// Counts one read that reaches the backend, refusing it past the attempt's read budget.
+    fn charge_read(&mut self) -> Result<(), wit::StoreError> {
+        if self.reads >= self.max_reads {
+            return Err(wit::StoreError::QuotaExceeded(u64::from(self.max_reads)));
+        }
+        if self.read_bytes > self.max_read_bytes {
+            return Err(wit::StoreError::QuotaExceeded(self.max_read_bytes));
+        }
+        self.reads += 1;
+        Ok(())
+    }
+
     fn charge(&mut self, bytes: usize) -> Result<(), wit::StoreError> {
         let total = self.written_bytes.saturating_add(bytes as u64);
         if total > self.max_write_bytes {
@@ -200,6 +220,7 @@ impl wit::Host for StoreState {
             Some(WriteOp::Delete) => return Ok(None),
             Some(WriteOp::Add(_)) | None => {}
         }
+        self.charge_read()?;
         let found = self
             .backend
             .get(&self.tenant, &key)
@@ -209,6 +230,7 @@ impl wit::Host for StoreState {
             Some(v) => Expected::Version(v.version),
             None => Expected::Absent,
         };
+        self.read_bytes += found.as_ref().map_or(0, |v| v.value.len() as u64);
         let pending = match self.writes.get(&key) {
             Some(WriteOp::Add(delta)) => Some(*delta),
             _ => None,
@@ -276,20 +298,36 @@ impl wit::Host for StoreState {
             return Ok(Vec::new());
         }
         let in_range = |k: &String| k.starts_with(&prefix) && after.as_ref().is_none_or(|a| k > a);
-        // Buffered deletes can hide committed keys: ask for that many more.
+        // Buffered deletes can hide committed keys: ask for more (boundedly) and page on
+        // until `limit` keys are found or the committed keys run out; each page is a read.
         let deletes = self
             .writes
             .iter()
             .filter(|(k, op)| matches!(op, WriteOp::Delete) && in_range(k))
-            .count() as u32;
-        let committed = self
-            .backend
-            .list_keys(&self.tenant, &prefix, after.as_deref(), limit + deletes)
-            .await
-            .map_err(|e| wit::StoreError::Unavailable(e.to_string()))?;
+            .count()
+            .min(MAX_LIST_LIMIT as usize) as u32;
+        let mut committed = Vec::new();
+        let mut cursor = after.clone();
+        loop {
+            self.charge_read()?;
+            let page = self
+                .backend
+                .list_keys(&self.tenant, &prefix, cursor.as_deref(), limit + deletes)
+                .await
+                .map_err(|e| wit::StoreError::Unavailable(e.to_string()))?;
+            self.read_bytes += page.iter().map(|k| k.len() as u64).sum::<u64>();
+            let exhausted = page.len() < (limit + deletes) as usize;
+            cursor = page.last().cloned();
+            committed.extend(
+                page.into_iter()
+                    .filter(|k| !matches!(self.writes.get(k), Some(WriteOp::Delete))),
+            );
+            if exhausted || committed.len() >= limit as usize {
+                break;
+            }
+        }
         let mut keys: Vec<String> = committed
             .into_iter()
-            .filter(|k| !matches!(self.writes.get(k), Some(WriteOp::Delete)))
             .chain(
                 self.writes
                     .iter()

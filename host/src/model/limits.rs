@@ -26,6 +26,11 @@ pub struct Limits {
     pub max_store_value_bytes: u32,
     /// Bytes (keys plus values) the attempt may write to the store in all. Default 4 MiB.
     pub max_store_write_bytes: u64,
+    /// Store reads (`get` and `list-keys` calls that reach the database) per attempt. Default
+    /// 10,000: a read loop is refused with `quota-exceeded`, not served forever.
+    pub max_store_reads: u32,
+    /// Bytes (values and keys) the attempt may read from the store in all. Default 64 MiB.
+    pub max_store_read_bytes: u64,
     /// Follow-up jobs the attempt may enqueue. Default 100.
     pub max_enqueued: u32,
     /// Largest payload of a follow-up job, in bytes. Default 256 KiB.
@@ -51,6 +56,8 @@ impl Limits {
             max_store_key_bytes: self.max_store_key_bytes.min(cap.max_store_key_bytes),
             max_store_value_bytes: self.max_store_value_bytes.min(cap.max_store_value_bytes),
             max_store_write_bytes: self.max_store_write_bytes.min(cap.max_store_write_bytes),
+            max_store_reads: self.max_store_reads.min(cap.max_store_reads),
+            max_store_read_bytes: self.max_store_read_bytes.min(cap.max_store_read_bytes),
             max_enqueued: self.max_enqueued.min(cap.max_enqueued),
             max_payload_bytes: self.max_payload_bytes.min(cap.max_payload_bytes),
         }
@@ -68,6 +75,8 @@ impl Default for Limits {
             max_store_key_bytes: 512,
             max_store_value_bytes: 256 << 10,
             max_store_write_bytes: 4 << 20,
+            max_store_reads: 10_000,
+            max_store_read_bytes: 64 << 20,
             max_enqueued: 100,
             max_payload_bytes: 256 << 10,
         }

@@ -41,24 +41,32 @@ impl WasiView for HostState {
 /// Caps what a sandbox may allocate, and remembers whether it hit the memory cap so that the
 /// resulting trap can say so.
 pub(crate) struct Limiter {
+    /// The cap on all of the instance's linear memories together.
     pub(crate) memory_bytes: u64,
     pub(crate) memory_exceeded: bool,
+    /// Bytes the instance's memories hold now, summed over every memory (a component may
+    /// have several: the cap is per attempt, not per memory).
+    pub(crate) memory_used: u64,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_bytes {
+        let total = (self.memory_used - (current as u64).min(self.memory_used))
+            .saturating_add(desired as u64);
+        if total > self.memory_bytes {
             self.memory_exceeded = true;
             wasmtime::bail!(
-                "memory limit exceeded: the sandbox asked for {desired} bytes, the limit is {}",
+                "memory limit exceeded: the sandbox's memories would hold {total} bytes, the \
+                 limit is {}",
                 self.memory_bytes
             );
         }
+        self.memory_used = total;
         Ok(true)
     }
 
@@ -161,5 +169,30 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter as _;
+
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_holds_across_all_of_an_instances_memories() {
+        let mut limiter = Limiter {
+            memory_bytes: 100,
+            memory_exceeded: false,
+            memory_used: 0,
+        };
+        assert!(limiter.memory_growing(0, 60, None).unwrap());
+        // A second memory may not take the first's room as well.
+        assert!(limiter.memory_growing(0, 60, None).is_err());
+        assert!(limiter.memory_exceeded);
+        // Growing one memory counts only the growth; the sum is what is capped.
+        assert!(limiter.memory_growing(60, 110, None).is_err());
+        assert!(limiter.memory_growing(60, 70, None).unwrap());
+        assert!(limiter.memory_growing(0, 30, None).unwrap());
+        assert!(limiter.memory_growing(0, 1, None).is_err());
     }
 }

@@ -55,10 +55,11 @@ impl Runtime {
         let log = LogState::new(limits.max_log_bytes);
         let state = HostState {
             wasi: wasi::context(job, &log),
-            table: ResourceTable::new(),
+            table: resource_table(),
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
                 memory_exceeded: false,
+                memory_used: 0,
             },
             log: log.clone(),
             store: StoreState::new(backend, &job.tenant, &job.idempotency_key, &limits),
@@ -149,6 +150,16 @@ fn timed_out(limits: &Limits) -> Outcome {
             limits.timeout.as_millis()
         ),
     )
+}
+
+/// Handles (streams, pollables, ...) one attempt may hold at once: wasmtime's default of a
+/// million lets a guest allocate host memory outside the sandbox's memory limit.
+const MAX_RESOURCES: usize = 10_000;
+
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
 }
 
 /// Maps an error out of instantiation or the call to an outcome.

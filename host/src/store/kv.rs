@@ -81,7 +81,7 @@ impl KvBackend {
             sqlx::query("SELECT value, version FROM spool.kv WHERE tenant_id = $1 AND key = $2")
                 .bind(self.tenant_id)
                 .bind(key)
-                .fetch_optional(&self.store.pool)
+                .fetch_optional(&self.store.guest_reads)
                 .await?;
         row.map(|r| Ok((r.try_get("value")?, r.try_get("version")?)))
             .transpose()
@@ -99,7 +99,7 @@ impl KvBackend {
             .bind(prefix)
             .bind(after)
             .bind(int(limit.into()))
-            .fetch_all(&self.store.pool)
+            .fetch_all(&self.store.guest_reads)
             .await?)
     }
 }

@@ -118,11 +118,21 @@ pub struct Store {
     /// or its lease is shorter; the attempt's completion is fenced on run_lease and written
     /// through `pool`, durably), and not waiting takes a disk flush off every claim.
     lease_pool: PgPool,
+    /// Connections for guests' store reads (`get`, `list-keys`), apart from the pools that
+    /// claim and commit, so that one tenant's read loop cannot starve the node; each
+    /// statement is cut at [`GUEST_READ_TIMEOUT`].
+    guest_reads: PgPool,
     kv_usage: kv::UsageCache,
 }
 
 /// Connections for claims and heartbeats: the worker's producer and heartbeat use one each.
 const LEASE_POOL_CONNECTIONS: u32 = 2;
+
+/// Connections for guests' store reads, per process.
+pub const GUEST_READ_CONNECTIONS: u32 = 4;
+
+/// How long one guest store read may run.
+pub const GUEST_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long one statement of a [`Store::bounded`] handle may run before PostgreSQL cancels
 /// it: no API request or maintenance pass holds a connection (or the locks it took) longer.
@@ -193,6 +203,14 @@ impl Store {
                 ),
                 ("lock_timeout", LOCK_TIMEOUT.as_millis().to_string()),
             ]));
+        let guest_reads = PgPoolOptions::new()
+            .max_connections(GUEST_READ_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options.clone().options([(
+                "statement_timeout",
+                GUEST_READ_TIMEOUT.as_millis().to_string(),
+            )]));
         let lease_pool = PgPoolOptions::new()
             .max_connections(LEASE_POOL_CONNECTIONS)
             .min_connections(0)
@@ -203,6 +221,7 @@ impl Store {
             pool,
             bounded,
             lease_pool,
+            guest_reads,
             kv_usage: kv::UsageCache::default(),
         })
     }
@@ -258,6 +277,7 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.lease_pool.close().await;
+        self.guest_reads.close().await;
         self.bounded.close().await;
         self.unbounded.close().await;
     }

@@ -1,0 +1,83 @@
+//! Fair share between tenants at the claim: a tenant's own priority or an old `run_at` buys it
+//! no place ahead of another tenant, and `max_running` holds however many workers claim at
+//! once.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use spool::model::NewJob;
+use spool_tests::db::test_db;
+use spool_tests::factory::{enqueue, tenant};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn priority_and_an_old_run_at_buy_no_share_from_another_tenant() {
+    let db = test_db().await;
+    let greedy = tenant(&db.store, "greedy", 1_000).await;
+    let normal = tenant(&db.store, "normal", 1_000).await;
+    let pushy: Vec<NewJob> = (0..300)
+        .map(|i| {
+            let mut job = NewJob::json("h", &json!({ "i": i }));
+            job.priority = i16::MIN;
+            job.run_at = Some(Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap());
+            job
+        })
+        .collect();
+    enqueue(&db.store, greedy, &pushy).await;
+    let plain: Vec<NewJob> = (0..300)
+        .map(|i| NewJob::json("h", &json!({ "i": i })))
+        .collect();
+    enqueue(&db.store, normal, &plain).await;
+    // Saturation: one slot frees at a time, so each claim takes one job.
+    let mut served = [0u32; 2];
+    for _ in 0..200 {
+        let claimed = db
+            .store
+            .job_claim("default", 1, "w", LEASE, None)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        served[usize::from(claimed[0].tenant_id == normal)] += 1;
+    }
+    let [to_greedy, to_normal] = served;
+    // A fair coin over 200 claims lands within 60..140 all but once in ~10^8.
+    assert!(
+        (60..=140).contains(&to_normal),
+        "normal got {to_normal} of 200 claims, greedy {to_greedy}"
+    );
+}
+
+#[tokio::test]
+async fn max_running_holds_under_concurrent_claimers() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "capped", 10).await;
+    let jobs: Vec<NewJob> = (0..500)
+        .map(|i| NewJob::json("h", &json!({ "i": i })))
+        .collect();
+    enqueue(&db.store, t, &jobs).await;
+    let mut claimers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let store = db.store.clone();
+        claimers.spawn(async move {
+            let mut got = 0;
+            for _ in 0..5 {
+                got += store
+                    .job_claim("default", 10, &format!("w{w}"), LEASE, None)
+                    .await
+                    .unwrap()
+                    .len();
+            }
+            got
+        });
+    }
+    let mut total = 0;
+    while let Some(got) = claimers.join_next().await {
+        total += got.unwrap();
+    }
+    assert_eq!(
+        total, 10,
+        "eight concurrent claimers took {total} jobs of a cap of 10"
+    );
+}
