@@ -8,7 +8,7 @@ RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-impor
 # The host-side crates whose tests `make test` runs.
 TEST_CRATES := spool spool-tests spool-guest spool-guest-macro
 
-.PHONY: demo test guests bench
+.PHONY: demo test guests bench lint
 
 ## Builds every guest component into target/wasm32-wasip2/release/.
 guests:
@@ -37,6 +37,11 @@ browser:
 test: guests browser
 	$(CARGO) build -p spool
 	scripts/with-postgres.sh $(CARGO) test $(addprefix -p ,$(TEST_CRATES))
+
+## Checks formatting and lints (what CI checks before the tests).
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy $(addprefix -p ,$(TEST_CRATES)) --all-targets -- -D warnings
 
 ## Runs the benchmarks (release build).
 bench: guests

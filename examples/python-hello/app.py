@@ -92,6 +92,13 @@ class WitWorld(wit_world.WitWorld):
         except Err as e:
             raise _store_failure("put", key, e.value)
 
+        # A counter every job bumps: `add` never conflicts with concurrent jobs (no re-runs on
+        # a hot key), and commits with the job like the put above.
+        try:
+            idempotency_store.add("greetings-total", 1)
+        except Err as e:
+            raise _store_failure("add", "greetings-total", e.value)
+
         effect_key = idempotency_store.effect_key("greet")
 
         log.log(

@@ -1,6 +1,6 @@
 //! The Python proof: a handler built with componentize-py runs like a Rust one.
 
-use spool::model::{ErrorKind, Outcome};
+use spool::model::{ErrorKind, Outcome, WriteOp};
 use spool_tests::{json_result, run};
 
 #[tokio::test]
@@ -10,8 +10,18 @@ async fn a_python_handler_runs_and_writes_the_store() {
     assert_eq!(result["greeting"], "hello, ada");
     assert_eq!(result["count"], 1);
     assert!(result["effect_key"].as_str().unwrap().starts_with("spool-"));
-    assert_eq!(attempt.store_writes.len(), 1);
-    assert_eq!(attempt.store_writes[0].key, "greetings/ada");
+    let writes: Vec<(&str, &WriteOp)> = attempt
+        .store_writes
+        .iter()
+        .map(|w| (w.key.as_str(), &w.op))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("greetings-total", &WriteOp::Add(1)),
+            ("greetings/ada", &WriteOp::Put(b"1".to_vec())),
+        ]
+    );
     assert!(
         attempt
             .logs
