@@ -3,7 +3,7 @@
 //! pending jobs (read from the counters, cached briefly and advanced by what this process
 //! enqueues).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,17 @@ pub enum QuotaError {
         /// The cap.
         cap: u64,
     },
+    /// The jobs would put the tenant's work in more distinct queues than it may use.
+    #[error(
+        "queue: this tenant has jobs in {known} queues and may have at most {cap} \
+         (limits.max_queues); enqueue on one of them, or let the admin raise the limit"
+    )]
+    Queues {
+        /// Queues the tenant has jobs in now (as last read).
+        known: usize,
+        /// The cap.
+        cap: u32,
+    },
     /// The pending count could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -58,6 +69,8 @@ pub struct Quotas {
     ttl: Duration,
     limiters: Mutex<HashMap<i64, (u32, Arc<DefaultDirectRateLimiter>)>>,
     pending: Mutex<HashMap<i64, (i64, Instant)>>,
+    /// The queues each tenant has jobs in, as last read (and extended by this process).
+    queues: Mutex<HashMap<i64, (HashSet<String>, Instant)>>,
 }
 
 impl Quotas {
@@ -67,7 +80,56 @@ impl Quotas {
             ttl,
             limiters: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            queues: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Refuses `queues` when the ones the tenant has no jobs in yet would take it past `cap`
+    /// distinct queues. The tenant's queues are read at most every `ttl` and extended by what
+    /// this process admits, so an enqueue on a known queue costs no query; the cap holds
+    /// within what several hosts add at the same moment.
+    pub async fn admit_queues(
+        &self,
+        store: &Store,
+        tenant_id: i64,
+        cap: u32,
+        queues: &[&str],
+    ) -> Result<(), QuotaError> {
+        let lock = || self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |seen: &HashMap<i64, (HashSet<String>, Instant)>| {
+            seen.get(&tenant_id)
+                .filter(|(_, at)| at.elapsed() < self.ttl)
+                .map(|(known, _)| queues.iter().all(|q| known.contains(*q)))
+        };
+        let known_now = fresh(&lock());
+        if known_now == Some(true) {
+            return Ok(());
+        }
+        if known_now.is_none() {
+            let names: HashSet<String> = store.queue_names(tenant_id).await?.into_iter().collect();
+            let mut seen = lock();
+            if seen.len() > 10_000 {
+                seen.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            }
+            seen.insert(tenant_id, (names, Instant::now()));
+        }
+        let mut seen = lock();
+        let (known, _) = seen
+            .entry(tenant_id)
+            .or_insert_with(|| (HashSet::new(), Instant::now()));
+        let new: HashSet<&str> = queues
+            .iter()
+            .copied()
+            .filter(|q| !known.contains(*q))
+            .collect();
+        if known.len() + new.len() > cap as usize {
+            return Err(QuotaError::Queues {
+                known: known.len(),
+                cap,
+            });
+        }
+        known.extend(new.into_iter().map(str::to_string));
+        Ok(())
     }
 
     /// Takes `n` jobs from the tenant's enqueue rate.

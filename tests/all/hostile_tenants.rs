@@ -333,3 +333,33 @@ async fn a_store_read_loop_is_cut_at_its_read_budget_and_others_are_served() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn follow_ups_into_more_queues_than_the_tenant_may_use_fail_the_parent_with_quota() {
+    let (server, mallory, victim) = two_tenants(json!({"max_queues": 3})).await;
+    let parent = enqueue(
+        &server,
+        &mallory,
+        hostile(json!({"action": "fan-queues", "copies": 5}), 1),
+    )
+    .await;
+    let parent = &finished(&server, &mallory, &[parent]).await[0];
+    assert_eq!(parent["state"], "dead", "{parent}");
+    assert_eq!(parent["errors"][0]["kind"], "quota", "{parent}");
+    let message = parent["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("max_queues"), "{message}");
+    // Within the cap, follow-ups go through.
+    let fine = enqueue(
+        &server,
+        &mallory,
+        hostile(json!({"action": "fan-queues", "copies": 2}), 1),
+    )
+    .await;
+    let fine = &finished(&server, &mallory, &[fine]).await[0];
+    assert_eq!(fine["state"], "completed", "{fine}");
+    let victims = victim_jobs(&server, &victim, 3).await;
+    for job in finished(&server, &victim, &victims).await {
+        assert_eq!(job["state"], "completed", "{job}");
+    }
+    server.stop().await;
+}

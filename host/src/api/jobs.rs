@@ -422,8 +422,8 @@ async fn enqueue_jobs(
     queues.sort_unstable();
     queues.dedup();
     state
-        .queues
-        .admit(&state.store, tenant.id, limits.max_queues, &queues)
+        .quotas
+        .admit_queues(&state.store, tenant.id, limits.max_queues, &queues)
         .await?;
     // Only a reused key can conflict; a batch with keys is enqueued all or none, in a
     // transaction, and anything else in one statement.

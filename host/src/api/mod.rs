@@ -106,7 +106,6 @@ pub struct AppState {
     auth: auth::AuthGuard,
     quotas: Arc<Quotas>,
     handlers: quota::KnownHandlers,
-    queues: quota::KnownQueues,
 }
 
 impl AppState {
@@ -125,7 +124,6 @@ impl AppState {
                 .clone()
                 .unwrap_or_else(|| Arc::new(Quotas::new(config.cache_ttl))),
             handlers: quota::KnownHandlers::new(config.cache_ttl),
-            queues: quota::KnownQueues::new(config.cache_ttl),
             store: store.bounded(),
             runtime,
             metrics,

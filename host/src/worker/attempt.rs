@@ -177,11 +177,22 @@ async fn execute(
     );
     let logs = serde_json::to_value(&attempt.logs).unwrap_or_default();
     if matches!(attempt.outcome, Outcome::Ok(_)) && !attempt.enqueued.is_empty() {
-        // Follow-up jobs are enqueues like the API's: held to the tenant's rate and pending cap,
-        // so that no job tree grows past what the tenant may have pending.
-        let admitted = quotas
-            .admit(store, job.tenant_id, &tenant_limits, attempt.enqueued.len())
-            .await;
+        // Follow-up jobs are enqueues like the API's: held to the tenant's queues, rate and
+        // pending cap, so that no job tree grows past what the tenant may have pending.
+        let mut queues: Vec<&str> = attempt.enqueued.iter().map(|j| j.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let admitted = match quotas
+            .admit_queues(store, job.tenant_id, tenant_limits.max_queues, &queues)
+            .await
+        {
+            Ok(()) => {
+                quotas
+                    .admit(store, job.tenant_id, &tenant_limits, attempt.enqueued.len())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         match admitted {
             Ok(()) => {}
             Err(QuotaError::Store(e)) => {
