@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Result, Store, StoreError, int};
+use super::{Failure, Result, Store, StoreError, int};
 use crate::model::JobState;
 
 /// A running job whose lease expired.
@@ -52,7 +52,8 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Returns up to `limit` running jobs whose lease expired.
+    /// Returns up to `limit` running jobs whose lease expired by `now`: candidates for
+    /// [`Store::job_rescue_many`], which checks each again under its row lock.
     pub async fn job_expired(
         &self,
         limit: u32,
@@ -76,6 +77,48 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records `failures` of attempts whose lease expired, each only if its job still runs
+    /// under that lease and the lease is still expired at `now` (default: the database's
+    /// clock), checked under the row's lock: a lease renewed since [`Store::job_expired`] found
+    /// it, or being renewed right now, keeps its job running. Returns how many were rescued.
+    /// The failures' logs are not used: the job keeps the log it has.
+    pub async fn job_rescue_many(
+        &self,
+        failures: &[Failure],
+        now: Option<DateTime<Utc>>,
+    ) -> Result<u64> {
+        let tenants: Vec<i64> = failures.iter().map(|f| f.tenant_id).collect();
+        let ids: Vec<Uuid> = failures.iter().map(|f| f.id).collect();
+        let leases: Vec<Uuid> = failures.iter().map(|f| f.run_lease).collect();
+        let attempts: Vec<i32> = failures
+            .iter()
+            .map(|f| i32::try_from(f.attempt).unwrap_or(i32::MAX))
+            .collect();
+        let kinds: Vec<&str> = failures.iter().map(|f| f.kind.as_str()).collect();
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        let delays: Vec<Option<i64>> = failures
+            .iter()
+            .map(|f| {
+                f.retry_delay
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            })
+            .collect();
+        let rescued: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT job_id FROM spool.rescue_many($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&leases)
+        .bind(&attempts)
+        .bind(&kinds)
+        .bind(&messages)
+        .bind(&delays)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rescued.len() as u64)
     }
 
     /// Folds up to `limit` count deltas into the queue totals. Returns how many.

@@ -51,6 +51,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("history_partitions"),
     function!("lease_acquire"),
     function!("oldest_available"),
+    function!("rescue_many"),
     function!("retry_many"),
     function!("schedule_due"),
 ];
