@@ -102,6 +102,141 @@ async fn old_history_goes_by_whole_partitions() {
     assert_eq!((created, dropped), (0, 1));
 }
 
+// Review finding L4: history dropped past its retention stayed in the queue counters (and in
+// the dead-letter figures) for ever.
+#[tokio::test]
+async fn history_past_its_retention_leaves_the_counters_with_what_it_held() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 100).await;
+    let jobs: Vec<NewJob> = (0..6).map(|i| NewJob::json("h", &json!(i))).collect();
+    let ids = db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    db.store.job_cancel(t, ids[5].id).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 4, "w", LEASE, None)
+        .await
+        .unwrap();
+    let dead = |i: usize| Failure {
+        tenant_id: t,
+        id: claimed[i].id,
+        run_lease: claimed[i].run_lease,
+        attempt: 1,
+        kind: ErrorKind::Permanent,
+        message: "x".into(),
+        logs: json!([]),
+        retry_delay: None,
+    };
+    db.store
+        .job_finish_many(
+            &[success(&claimed[0], "")],
+            &[dead(1), dead(2), dead(3)],
+            None,
+        )
+        .await
+        .unwrap();
+    // One completed and one dead job finished on a day that has a partition of its own, one
+    // dead and the cancelled job on days that have none (the default partition), long ago.
+    db.store
+        .admin_execute(
+            "CREATE TABLE spool.job_history_20200101 PARTITION OF spool.job_history
+             FOR VALUES FROM ('2020-01-01 00:00+00') TO ('2020-01-02 00:00+00')",
+        )
+        .await
+        .unwrap();
+    let age = |id: uuid::Uuid, at: &str| {
+        format!("UPDATE spool.job_history SET finished_at = '{at}' WHERE id = '{id}'")
+    };
+    for sql in [
+        age(claimed[0].id, "2020-01-01 10:00+00"),
+        age(claimed[1].id, "2020-01-01 11:00+00"),
+        age(claimed[2].id, "2019-06-01 12:00+00"),
+        age(ids[5].id, "2019-06-01 13:00+00"),
+    ] {
+        db.store.admin_execute(&sql).await.unwrap();
+    }
+    let m = maintenance(&db.store, Duration::from_secs(14 * 86_400));
+    m.fold_once().await.unwrap();
+    let count = |counts: &[spool::store::QueueCount], state: JobState| {
+        counts.iter().find(|c| c.state == state).map_or(0, |c| c.n)
+    };
+    let before = db.store.queue_counts().await.unwrap();
+    assert_eq!(
+        [
+            JobState::Completed,
+            JobState::Dead,
+            JobState::Cancelled,
+            JobState::Available
+        ]
+        .map(|s| count(&before, s)),
+        [1, 3, 1, 1]
+    );
+
+    let (_, dropped, _) = m.prune_once().await.unwrap();
+    assert_eq!(dropped, 1, "the 2020-01-01 partition");
+    for counts in [db.store.queue_counts().await.unwrap(), {
+        m.fold_once().await.unwrap();
+        db.store.queue_counts().await.unwrap()
+    }] {
+        assert_eq!(
+            [
+                JobState::Completed,
+                JobState::Dead,
+                JobState::Cancelled,
+                JobState::Available
+            ]
+            .map(|s| count(&counts, s)),
+            [0, 1, 0, 1],
+            "only the recent dead letter and the available job are left: {counts:?}"
+        );
+    }
+    // A second pass has nothing more to take off.
+    assert_eq!(m.prune_once().await.unwrap().1, 0);
+    m.fold_once().await.unwrap();
+    assert_eq!(
+        count(&db.store.queue_counts().await.unwrap(), JobState::Dead),
+        1
+    );
+}
+
+// A pass that detached an expired partition but failed before dropping it: the next one
+// drops it and uncounts its jobs, once.
+#[tokio::test]
+async fn a_partition_detached_but_not_dropped_is_dropped_by_the_next_pass() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 100).await;
+    let job = spool_tests::factory::claimed(&db.store, t, NewJob::json("h", &json!(1))).await;
+    db.store
+        .job_finish_many(&[success(&job, "")], &[], None)
+        .await
+        .unwrap();
+    db.store
+        .admin_execute(
+            "CREATE TABLE spool.job_history_20200101 PARTITION OF spool.job_history
+             FOR VALUES FROM ('2020-01-01 00:00+00') TO ('2020-01-02 00:00+00');
+             UPDATE spool.job_history SET finished_at = '2020-01-01 10:00+00';
+             SELECT spool.history_partitions(3, 86400000)",
+        )
+        .await
+        .unwrap();
+    let m = maintenance(&db.store, Duration::from_secs(86_400));
+    m.fold_once().await.unwrap();
+    let completed = |counts: Vec<spool::store::QueueCount>| {
+        counts
+            .iter()
+            .find(|c| c.state == JobState::Completed)
+            .map_or(0, |c| c.n)
+    };
+    assert_eq!(
+        completed(db.store.queue_counts().await.unwrap()),
+        1,
+        "detached, not yet uncounted"
+    );
+    let (_, dropped, _) = m.prune_once().await.unwrap();
+    assert_eq!(dropped, 1);
+    m.fold_once().await.unwrap();
+    assert_eq!(completed(db.store.queue_counts().await.unwrap()), 0);
+}
+
 #[tokio::test]
 async fn done_records_are_pruned_but_never_a_pending_jobs_key() {
     let db = test_db().await;

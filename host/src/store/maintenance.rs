@@ -195,20 +195,26 @@ impl Store {
     }
 
     /// Makes sure history has a partition per day from today to `days_ahead` days on, and
-    /// drops the partitions that ended more than `retention` ago. Returns (created, dropped).
+    /// drops the partitions that ended more than `retention` ago, taking their jobs off the
+    /// queue counters. Returns (created, dropped).
+    ///
+    /// Two statements: the first detaches the expired partitions (a moment's lock on the whole
+    /// history), the second counts and drops them without holding up anyone. A partition
+    /// detached by a pass that failed before dropping it is dropped by the next one.
     pub async fn history_partitions(
         &self,
         days_ahead: u32,
         retention: Duration,
     ) -> Result<(u32, u32)> {
-        let row = sqlx::query("SELECT created, dropped FROM spool.history_partitions($1, $2)")
-            .bind(days_ahead as i32)
-            .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+        let created: i32 =
+            sqlx::query_scalar("SELECT created FROM spool.history_partitions($1, $2)")
+                .bind(days_ahead as i32)
+                .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+                .fetch_one(&self.pool)
+                .await?;
+        let dropped: i32 = sqlx::query_scalar("SELECT spool.history_retire()")
             .fetch_one(&self.pool)
             .await?;
-        Ok((
-            row.try_get::<i32, _>("created")? as u32,
-            row.try_get::<i32, _>("dropped")? as u32,
-        ))
+        Ok((created as u32, dropped as u32))
     }
 }

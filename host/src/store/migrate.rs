@@ -49,6 +49,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("fold_counts"),
     function!("heartbeat"),
     function!("history_partitions"),
+    function!("history_retire"),
     function!("lease_acquire"),
     function!("oldest_available"),
     function!("rescue_many"),
