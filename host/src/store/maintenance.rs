@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Failure, Result, Store, StoreError, int};
+use super::{Failure, Result, Store, StoreError};
 use crate::model::JobState;
 
 /// A running job whose lease expired.
@@ -169,16 +169,16 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes done-records and unused idempotency keys older than `retention`, at most
-    /// `limit`, never one whose job is still pending. Returns how many.
+    /// Deletes done-records and the keys of jobs that never completed, older than
+    /// `retention`, at most `limit`, never one whose job is pending (a dead job being retried
+    /// keeps its key). Returns how many.
     pub async fn idempotency_prune(&self, retention: Duration, limit: u32) -> Result<u64> {
-        let n = sqlx::query(include_str!("sql/idempotency_prune.sql"))
+        let n: i32 = sqlx::query_scalar("SELECT spool.idempotency_prune($1, $2)")
             .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
-            .bind(int(limit.into()))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+            .bind(limit.min(i32::MAX as u32) as i32)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 
     /// Deletes per-minute throughput older than `retention`. Returns how many minutes.

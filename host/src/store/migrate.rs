@@ -50,6 +50,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("heartbeat"),
     function!("history_partitions"),
     function!("history_retire"),
+    function!("idempotency_prune"),
     function!("lease_acquire"),
     function!("oldest_available"),
     function!("rescue_many"),
