@@ -1,6 +1,14 @@
 -- Applies one attempt's store writes for a tenant, checking what the attempt observed; adds to
--- counters (`add`) are applied unchecked.
--- Raises SQLSTATE 'SP409' on a version conflict. Internal to complete_many.
+-- counters (`add`) are applied unchecked. Internal to complete_many.
+--
+-- Keeps the tenant's store bytes (spool.kv_usage) and holds it to its max_store_bytes (its
+-- limits, or spool.limit_defaults): the tenant's usage row is locked before any key is
+-- written, so the tenant's writing commits take their turns, and each adds the difference in
+-- bytes (keys plus values) its writes made. A commit that grows the store past the quota
+-- raises SQLSTATE 'SP413'; one that shrinks it or keeps its size always commits, even over a
+-- quota that was lowered.
+--
+-- Raises SQLSTATE 'SP409' on a version conflict.
 CREATE OR REPLACE FUNCTION spool.apply_writes(p_tenant_id bigint, p_writes jsonb, p_now timestamptz)
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -9,8 +17,29 @@ DECLARE
     v_key    text;
     v_value  bytea;
     v_rows   integer;
+    v_keys   text[];
+    v_before bigint;
+    v_after  bigint;
+    v_used   bigint;
+    v_limit  numeric;
 BEGIN
-    FOR w IN SELECT * FROM jsonb_array_elements(coalesce(p_writes, '[]')) LOOP
+    IF jsonb_array_length(coalesce(p_writes, '[]')) = 0 THEN
+        RETURN;
+    END IF;
+    -- First the tenant's usage row, then its keys: every commit takes them in that order.
+    PERFORM 1 FROM spool.kv_usage WHERE tenant_id = p_tenant_id FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO spool.kv_usage (tenant_id, bytes) VALUES (p_tenant_id, 0)
+        ON CONFLICT (tenant_id) DO NOTHING;
+        PERFORM 1 FROM spool.kv_usage WHERE tenant_id = p_tenant_id FOR UPDATE;
+    END IF;
+    -- What the written keys hold before and after: with the usage row locked no other commit
+    -- writes this tenant's keys in between, so the difference is exactly this commit's.
+    SELECT array_agg(DISTINCT x->>'key') INTO v_keys FROM jsonb_array_elements(p_writes) x;
+    SELECT coalesce(sum(octet_length(k.key) + octet_length(k.value)), 0) INTO v_before
+    FROM spool.kv k WHERE k.tenant_id = p_tenant_id AND k.key = ANY (v_keys);
+
+    FOR w IN SELECT * FROM jsonb_array_elements(p_writes) LOOP
         v_key := w->>'key';
         IF w ? 'add' THEN
             -- A counter: added to whatever is current, with no check, so adds commute. The value
@@ -64,5 +93,28 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+
+    SELECT coalesce(sum(octet_length(k.key) + octet_length(k.value)), 0) INTO v_after
+    FROM spool.kv k WHERE k.tenant_id = p_tenant_id AND k.key = ANY (v_keys);
+    IF v_after = v_before THEN
+        RETURN;
+    END IF;
+    UPDATE spool.kv_usage SET bytes = bytes + (v_after - v_before)
+    WHERE tenant_id = p_tenant_id
+    RETURNING bytes INTO v_used;
+    IF v_after > v_before THEN
+        SELECT coalesce((t.limits->>'max_store_bytes')::numeric,
+                        (d.limits->>'max_store_bytes')::numeric)
+        INTO v_limit
+        FROM spool.tenants t LEFT JOIN spool.limit_defaults d ON true
+        WHERE t.id = p_tenant_id;
+        IF v_limit IS NULL THEN
+            RAISE EXCEPTION 'the default tenant limits are missing: run spool migrate';
+        END IF;
+        IF v_used > v_limit THEN
+            RAISE EXCEPTION 'store quota exceeded: the tenant''s store would hold % bytes, over its max_store_bytes of %',
+                v_used, v_limit USING ERRCODE = 'SP413';
+        END IF;
+    END IF;
 END
 $$;

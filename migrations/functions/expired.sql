@@ -1,4 +1,6 @@
--- Returns running jobs whose lease expired by p_now, at most p_limit, locked for the rescuer.
+-- Returns running jobs whose lease expired by p_now, at most p_limit: candidates for the
+-- rescuer, which checks each again under its row lock (spool.rescue_many). Rows locked right
+-- now (being finished or heartbeaten) are skipped; the lock itself ends with the statement.
 CREATE OR REPLACE FUNCTION spool.expired(p_limit integer, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (tenant_id bigint, id uuid, run_lease uuid, attempt integer, max_attempts integer,
                backoff_base_ms bigint, backoff_cap_ms bigint)

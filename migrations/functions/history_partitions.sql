@@ -1,8 +1,12 @@
--- Keeps one history partition per UTC day from today to p_days_ahead days on, and drops the
+-- Keeps one history partition per UTC day from today to p_days_ahead days on, and retires the
 -- day partitions that ended more than p_retention_ms ago: old history goes whole, never row by
--- row. Rows only land in the default partition when maintenance has not run for days; a day
--- with such rows gets no partition of its own (its rows stay where they are) and the default
--- partition's old rows are deleted past the retention.
+-- row. Retiring detaches a partition and renames it job_history_retired_YYYYMMDD; the next
+-- statement, spool.history_retire, takes its jobs off the queue counters and drops it. (Two
+-- transactions: detaching locks the whole history, and counting a day's jobs must not happen
+-- under that lock.) Rows only land in the default partition when maintenance has not run for
+-- days; a day with such rows gets no partition of its own (its rows stay where they are) and
+-- the default partition's old rows are deleted past the retention, and uncounted at once.
+-- Returns the partitions created and retired.
 CREATE OR REPLACE FUNCTION spool.history_partitions(p_days_ahead integer, p_retention_ms bigint)
 RETURNS TABLE (created integer, dropped integer)
 LANGUAGE plpgsql AS $$
@@ -11,7 +15,7 @@ DECLARE
     v_from    timestamptz;
     v_name    text;
     v_created integer := 0;
-    v_dropped integer := 0;
+    v_retired integer := 0;
     v_cutoff  timestamptz := now() - make_interval(secs => p_retention_ms / 1000.0);
     r         record;
 BEGIN
@@ -35,19 +39,28 @@ BEGIN
     LOOP
         IF (to_date(substring(r.relname FROM 13), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
            <= v_cutoff THEN
-            -- Dropping a partition takes ACCESS EXCLUSIVE on the whole history, and while it
+            -- Detaching a partition takes ACCESS EXCLUSIVE on the whole history, and while it
             -- waits every completion queues behind it: wait briefly, and leave a partition
             -- that is being read to the next pass.
             BEGIN
                 PERFORM set_config('lock_timeout', '2s', true);
-                EXECUTE format('DROP TABLE spool.%I', r.relname);
-                v_dropped := v_dropped + 1;
+                EXECUTE format('ALTER TABLE spool.job_history DETACH PARTITION spool.%I',
+                               r.relname);
+                EXECUTE format('ALTER TABLE spool.%I RENAME TO %I', r.relname,
+                               'job_history_retired_' || substring(r.relname FROM 13));
+                v_retired := v_retired + 1;
             EXCEPTION WHEN lock_not_available THEN
-                RAISE NOTICE 'history partition % is in use; dropping it next time', r.relname;
+                RAISE NOTICE 'history partition % is in use; retiring it next time', r.relname;
             END;
         END IF;
     END LOOP;
-    DELETE FROM spool.job_history_default WHERE finished_at < v_cutoff;
-    RETURN QUERY SELECT v_created, v_dropped;
+    WITH gone AS (
+        DELETE FROM spool.job_history_default WHERE finished_at < v_cutoff
+        RETURNING tenant_id, queue, state
+    )
+    INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
+    SELECT g.tenant_id, g.queue, g.state, -count(*), now() FROM gone g
+    GROUP BY g.tenant_id, g.queue, g.state;
+    RETURN QUERY SELECT v_created, v_retired;
 END
 $$;

@@ -1,5 +1,11 @@
 -- Requeues dead or cancelled jobs: back to the hot table as available, with one more attempt
 -- if they had used all of theirs. Returns the ids requeued.
+--
+-- Each job's idempotency key is kept for it (spool.idempotency_prune deletes the keys of jobs
+-- that never completed once they are old): its key row is renewed, which the prune sees when
+-- it locks the row, or made again when the prune (or the retention, long ago) deleted it, so
+-- that enqueueing the same key finds the requeued job rather than making a second one. A key
+-- another job has taken since is left to that job.
 CREATE OR REPLACE FUNCTION spool.retry_many(p_tenant_id bigint, p_ids uuid[], p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (job_id uuid)
 LANGUAGE plpgsql AS $$
@@ -25,6 +31,17 @@ BEGIN
                m.attempted_at
         FROM moved m
         RETURNING id, queue
+    ), keyed AS (
+        -- Jobs enqueued without a key carry their id as key, and have no key row to keep.
+        INSERT INTO spool.idempotency AS k (tenant_id, key, job_id, payload_hash, created_at)
+        SELECT DISTINCT ON (m.idempotency_key)
+               m.tenant_id, m.idempotency_key, m.id, m.payload_hash, v_now
+        FROM moved m
+        WHERE m.idempotency_key <> m.id::text
+        ORDER BY m.idempotency_key, m.id
+        ON CONFLICT (tenant_id, key) DO UPDATE
+        SET created_at = greatest(k.created_at, EXCLUDED.created_at)
+        WHERE k.done_at IS NULL AND k.job_id = ANY (p_ids)
     ), counted AS (
         INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
         SELECT p_tenant_id, m.queue, m.state, -count(*), v_now FROM moved m

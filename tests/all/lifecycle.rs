@@ -443,3 +443,140 @@ async fn a_job_may_choose_its_own_backoff_and_attempts() {
     );
     assert_eq!(default[0].max_attempts, 20);
 }
+
+/// The lease expiry of job `id`, read directly.
+async fn lease_expires_at(db: &spool_tests::db::TestDb, id: Uuid) -> Option<DateTime<Utc>> {
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let at = sqlx::query_scalar("SELECT lease_expires_at FROM spool.jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    at
+}
+
+// Review finding L6: the rescuer failed whatever its scan had found, so a lease renewed between
+// the scan and the failure was rescued anyway and two attempts of the job ran at once.
+#[tokio::test]
+async fn a_lease_renewed_after_the_rescuer_found_it_expired_is_not_rescued() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    db.store
+        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], Some(t0()))
+        .await
+        .unwrap();
+    let job = db
+        .store
+        .job_claim("default", 1, "w", LEASE, Some(t0()))
+        .await
+        .unwrap()
+        .remove(0);
+    let scan_at = t0() + TimeDelta::seconds(11);
+    let found = db.store.job_expired(100, Some(scan_at)).await.unwrap();
+    assert_eq!(found.len(), 1, "the scan finds the expired lease");
+
+    // A heartbeat sent before the lease ran out lands after the scan.
+    let lost = db
+        .store
+        .job_heartbeat(
+            &[(t, job.id, job.run_lease)],
+            LEASE,
+            Some(t0() + TimeDelta::milliseconds(9_500)),
+        )
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+
+    let failures: Vec<Failure> = found
+        .iter()
+        .map(|j| Failure {
+            tenant_id: j.tenant_id,
+            id: j.id,
+            run_lease: j.run_lease,
+            attempt: j.attempt,
+            kind: ErrorKind::Lost,
+            message: "lost".into(),
+            logs: serde_json::Value::Null,
+            retry_delay: Some(Duration::from_secs(1)),
+        })
+        .collect();
+    assert_eq!(
+        db.store
+            .job_rescue_many(&failures, Some(scan_at))
+            .await
+            .unwrap(),
+        0,
+        "the renewed lease is checked again under the row lock"
+    );
+    let still = db.store.job_get(t, job.id).await.unwrap();
+    assert_eq!(still.state, JobState::Running);
+    assert!(still.errors.is_empty());
+    assert_eq!(
+        lease_expires_at(&db, job.id).await,
+        Some(t0() + TimeDelta::milliseconds(19_500))
+    );
+
+    // Once the renewed lease runs out too, the rescuer takes it.
+    let maintenance = spool::maintenance::Maintenance::new(Default::default(), db.store.clone());
+    assert_eq!(maintenance.rescue_once(Some(scan_at)).await.unwrap(), 0);
+    assert_eq!(
+        maintenance
+            .rescue_once(Some(t0() + TimeDelta::seconds(20)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.store.job_get(t, job.id).await.unwrap().state,
+        JobState::Retryable
+    );
+}
+
+// Review finding L6: a heartbeat extended a lease that had already expired, racing the rescuer
+// that was failing the job.
+#[tokio::test]
+async fn a_heartbeat_for_an_expired_lease_reports_it_lost_and_does_not_renew_it() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    db.store
+        .job_enqueue_many(t, &[NewJob::json("hello", &json!({}))], Some(t0()))
+        .await
+        .unwrap();
+    let job = db
+        .store
+        .job_claim("default", 1, "w", LEASE, Some(t0()))
+        .await
+        .unwrap()
+        .remove(0);
+    let expired_at = t0() + TimeDelta::seconds(10);
+
+    // At the very instant of expiry the lease is still live, and renewed.
+    let lost = db
+        .store
+        .job_heartbeat(&[(t, job.id, job.run_lease)], LEASE, Some(expired_at))
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    let renewed_until = expired_at + TimeDelta::seconds(10);
+    assert_eq!(lease_expires_at(&db, job.id).await, Some(renewed_until));
+
+    let late = renewed_until + TimeDelta::milliseconds(1);
+    let lost = db
+        .store
+        .job_heartbeat(&[(t, job.id, job.run_lease)], LEASE, Some(late))
+        .await
+        .unwrap();
+    assert_eq!(lost, [job.id], "an expired lease is lost");
+    assert_eq!(
+        lease_expires_at(&db, job.id).await,
+        Some(renewed_until),
+        "and not renewed"
+    );
+    let maintenance = spool::maintenance::Maintenance::new(Default::default(), db.store.clone());
+    assert_eq!(maintenance.rescue_once(Some(late)).await.unwrap(), 1);
+    assert_eq!(
+        db.store.job_get(t, job.id).await.unwrap().state,
+        JobState::Retryable
+    );
+}

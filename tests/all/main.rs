@@ -25,6 +25,7 @@ mod outcomes;
 mod python;
 mod restart;
 mod shutdown;
+mod store_quota;
 mod validation;
 mod wasi;
 mod worker;

@@ -81,12 +81,14 @@ impl Maintenance {
         }
     }
 
-    /// Retries (as `lost`) or dead-letters running jobs whose lease expired.
+    /// Retries (as `lost`) or dead-letters running jobs whose lease expired, batch after batch
+    /// until a batch comes back short. Each job is checked again under its row lock when it is
+    /// failed: a lease renewed in between keeps its job running.
     pub async fn rescue_once(&self, now: Option<DateTime<Utc>>) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let expired = self.store.job_expired(self.config.batch, now).await?;
-            let n = expired.len() as u64;
+            let found = expired.len() as u64;
             let failures: Vec<Failure> = expired
                 .into_iter()
                 .map(|j| Failure {
@@ -106,11 +108,15 @@ impl Maintenance {
                     ),
                 })
                 .collect();
-            if !failures.is_empty() {
-                self.store.job_finish_many(&[], &failures, now).await?;
-            }
-            total += n;
-            if n < u64::from(self.config.batch) {
+            let rescued = if failures.is_empty() {
+                0
+            } else {
+                self.store.job_rescue_many(&failures, now).await?
+            };
+            total += rescued;
+            // A full batch of which nothing could be rescued (rows locked elsewhere) would be
+            // found again at once: leave it to the next pass.
+            if found < u64::from(self.config.batch) || rescued == 0 {
                 return Ok(total);
             }
         }

@@ -34,9 +34,11 @@ pub struct KvBackend {
 }
 
 impl Store {
-    /// Returns the bytes (keys plus values) in `tenant_id`'s key/value store, as read at most
-    /// a few seconds ago: enough to hold a tenant to its store quota, with each attempt's own
-    /// write budget bounding what a few seconds of staleness can add.
+    /// Returns the bytes (keys plus values) in `tenant_id`'s key/value store, as counted at
+    /// most a few seconds ago: what an attempt's write budget is cut to, so that a guest hears
+    /// of a full store when it writes. The quota itself is enforced when a commit writes
+    /// (`apply_writes` keeps the count in `spool.kv_usage` and refuses growth past
+    /// `max_store_bytes`), whatever this figure said.
     pub async fn kv_usage(&self, tenant_id: i64) -> Result<u64> {
         let cached = self
             .kv_usage
@@ -50,8 +52,7 @@ impl Store {
             return Ok(bytes);
         }
         let bytes: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0)::bigint
-             FROM spool.kv WHERE tenant_id = $1",
+            "SELECT coalesce((SELECT bytes FROM spool.kv_usage WHERE tenant_id = $1), 0)",
         )
         .bind(tenant_id)
         .fetch_one(&self.pool)

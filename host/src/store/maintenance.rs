@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Result, Store, StoreError, int};
+use super::{Failure, Result, Store, StoreError};
 use crate::model::JobState;
 
 /// A running job whose lease expired.
@@ -52,7 +52,8 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Returns up to `limit` running jobs whose lease expired.
+    /// Returns up to `limit` running jobs whose lease expired by `now`: candidates for
+    /// [`Store::job_rescue_many`], which checks each again under its row lock.
     pub async fn job_expired(
         &self,
         limit: u32,
@@ -76,6 +77,48 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records `failures` of attempts whose lease expired, each only if its job still runs
+    /// under that lease and the lease is still expired at `now` (default: the database's
+    /// clock), checked under the row's lock: a lease renewed since [`Store::job_expired`] found
+    /// it, or being renewed right now, keeps its job running. Returns how many were rescued.
+    /// The failures' logs are not used: the job keeps the log it has.
+    pub async fn job_rescue_many(
+        &self,
+        failures: &[Failure],
+        now: Option<DateTime<Utc>>,
+    ) -> Result<u64> {
+        let tenants: Vec<i64> = failures.iter().map(|f| f.tenant_id).collect();
+        let ids: Vec<Uuid> = failures.iter().map(|f| f.id).collect();
+        let leases: Vec<Uuid> = failures.iter().map(|f| f.run_lease).collect();
+        let attempts: Vec<i32> = failures
+            .iter()
+            .map(|f| i32::try_from(f.attempt).unwrap_or(i32::MAX))
+            .collect();
+        let kinds: Vec<&str> = failures.iter().map(|f| f.kind.as_str()).collect();
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        let delays: Vec<Option<i64>> = failures
+            .iter()
+            .map(|f| {
+                f.retry_delay
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            })
+            .collect();
+        let rescued: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT job_id FROM spool.rescue_many($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&leases)
+        .bind(&attempts)
+        .bind(&kinds)
+        .bind(&messages)
+        .bind(&delays)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rescued.len() as u64)
     }
 
     /// Folds up to `limit` count deltas into the queue totals. Returns how many.
@@ -126,16 +169,16 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes done-records and unused idempotency keys older than `retention`, at most
-    /// `limit`, never one whose job is still pending. Returns how many.
+    /// Deletes done-records and the keys of jobs that never completed, older than
+    /// `retention`, at most `limit`, never one whose job is pending (a dead job being retried
+    /// keeps its key). Returns how many.
     pub async fn idempotency_prune(&self, retention: Duration, limit: u32) -> Result<u64> {
-        let n = sqlx::query(include_str!("sql/idempotency_prune.sql"))
+        let n: i32 = sqlx::query_scalar("SELECT spool.idempotency_prune($1, $2)")
             .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
-            .bind(int(limit.into()))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+            .bind(limit.min(i32::MAX as u32) as i32)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
     }
 
     /// Deletes per-minute throughput older than `retention`. Returns how many minutes.
@@ -152,20 +195,26 @@ impl Store {
     }
 
     /// Makes sure history has a partition per day from today to `days_ahead` days on, and
-    /// drops the partitions that ended more than `retention` ago. Returns (created, dropped).
+    /// drops the partitions that ended more than `retention` ago, taking their jobs off the
+    /// queue counters. Returns (created, dropped).
+    ///
+    /// Two statements: the first detaches the expired partitions (a moment's lock on the whole
+    /// history), the second counts and drops them without holding up anyone. A partition
+    /// detached by a pass that failed before dropping it is dropped by the next one.
     pub async fn history_partitions(
         &self,
         days_ahead: u32,
         retention: Duration,
     ) -> Result<(u32, u32)> {
-        let row = sqlx::query("SELECT created, dropped FROM spool.history_partitions($1, $2)")
-            .bind(days_ahead as i32)
-            .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+        let created: i32 =
+            sqlx::query_scalar("SELECT created FROM spool.history_partitions($1, $2)")
+                .bind(days_ahead as i32)
+                .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+                .fetch_one(&self.pool)
+                .await?;
+        let dropped: i32 = sqlx::query_scalar("SELECT spool.history_retire()")
             .fetch_one(&self.pool)
             .await?;
-        Ok((
-            row.try_get::<i32, _>("created")? as u32,
-            row.try_get::<i32, _>("dropped")? as u32,
-        ))
+        Ok((created as u32, dropped as u32))
     }
 }

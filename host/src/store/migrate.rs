@@ -12,10 +12,12 @@
 //! `migrations/functions/`, each a `CREATE OR REPLACE`, and are applied after the numbered
 //! migrations on every migrate ([`apply_functions`]): changing `claim` is an ordinary diff of
 //! `claim.sql`. A change of a function's signature drops the old one in a numbered migration.
+//! The same step writes the defaults of tenants' limits for the functions to read.
 
 use sqlx::{PgConnection, Row};
 
 use super::{Result, StoreError};
+use crate::model::TenantLimits;
 
 /// The bookkeeping table's name, as sqlx spells it.
 const TABLE: &str = "_sqlx_migrations";
@@ -49,8 +51,11 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("fold_counts"),
     function!("heartbeat"),
     function!("history_partitions"),
+    function!("history_retire"),
+    function!("idempotency_prune"),
     function!("lease_acquire"),
     function!("oldest_available"),
+    function!("rescue_many"),
     function!("retry_many"),
     function!("schedule_due"),
 ];
@@ -72,7 +77,23 @@ pub(super) async fn apply_functions(conn: &mut PgConnection) -> Result<()> {
             .await
             .map_err(|e| StoreError::Migrate(format!("migrations/functions/{name}.sql: {e}")))?;
     }
+    write_limit_defaults(&mut tx).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Writes the defaults of tenants' limits ([`TenantLimits::DEFAULT`]) to
+/// `spool.limit_defaults`, where SQL that enforces a limit a tenant has not set reads them
+/// (`apply_writes`, for `max_store_bytes`): the Rust constant stays their one source.
+async fn write_limit_defaults(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO spool.limit_defaults (single, limits) VALUES (true, $1) \
+         ON CONFLICT (single) DO UPDATE SET limits = EXCLUDED.limits \
+         WHERE spool.limit_defaults.limits IS DISTINCT FROM EXCLUDED.limits",
+    )
+    .bind(sqlx::types::Json(TenantLimits::DEFAULT))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

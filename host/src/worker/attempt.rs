@@ -139,8 +139,10 @@ async fn execute(
         }
     };
     let tenant_limits = crate::model::TenantLimits::resolve(&job.tenant_limits);
-    // An unreadable usage counts as full: the store call answers quota-exceeded (or the
-    // commit fails and retries) rather than letting a tenant past its quota.
+    // The attempt may write no more than the store had room for a moment ago, so that a guest
+    // hears of a full store when it writes; concurrent attempts may each get that room, and
+    // the commit holds them to the quota (apply_writes fails a commit that would pass it). An
+    // unreadable usage counts as full.
     let store_used = store
         .kv_usage(job.tenant_id)
         .await
