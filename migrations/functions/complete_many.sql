@@ -25,7 +25,8 @@
 -- Returns each job's status: completed, duplicate, stale (lease lost: nothing written),
 -- conflict (lost a race on a store key: runs again soon, no attempt charged) or failed (the
 -- outcome could not be stored, or the job lost too many races: failed alone with kind `commit`,
--- retried or dead-lettered).
+-- retried or dead-lettered) or quota (its writes would take the tenant's store past its
+-- max_store_bytes: failed alone with kind `quota`).
 CREATE OR REPLACE FUNCTION spool.complete_many(
     p_tenants        bigint[],
     p_ids            uuid[],
@@ -216,6 +217,16 @@ BEGIN
                                    THEN 'stale' ELSE 'failed' END;
                     RETURN NEXT;
                 END IF;
+            WHEN SQLSTATE 'SP413' THEN
+                -- Its writes would take the tenant's store past max_store_bytes (apply_writes
+                -- holds the quota at commit): kind `quota`, retried like any failure.
+                v_error := jsonb_build_object('attempt', coalesce(v_attempt, 0), 'at', v_now,
+                                              'kind', 'quota', 'message', SQLERRM);
+                job_id := r.id;
+                status := CASE WHEN spool.fail_one(r.tenant_id, r.id, r.lease, v_error, r.logs,
+                                                   r.retry_delay_ms, v_now) IS NULL
+                               THEN 'stale' ELSE 'quota' END;
+                RETURN NEXT;
             WHEN OTHERS THEN
                 -- An outcome the database cannot take (a value out of range, a follow-up whose
                 -- key is taken): this job fails alone, kind `commit`, retried and in the end

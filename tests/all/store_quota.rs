@@ -114,7 +114,7 @@ async fn concurrent_commits_near_the_quota_never_take_the_store_past_it() {
     assert!(
         statuses
             .iter()
-            .all(|s| matches!(s, CompletionStatus::Completed | CompletionStatus::Failed)),
+            .all(|s| matches!(s, CompletionStatus::Completed | CompletionStatus::Quota)),
         "{statuses:?}"
     );
     let (counted, held) = usage(&db, t).await;
@@ -126,10 +126,10 @@ async fn concurrent_commits_near_the_quota_never_take_the_store_past_it() {
     assert_eq!(held, 6_004 + 3 * 1_003);
 
     for (job, status) in jobs.iter().zip(&statuses) {
-        if *status == CompletionStatus::Failed {
+        if *status == CompletionStatus::Quota {
             let failed = db.store.job_get(t, job.id).await.unwrap();
             let error = failed.errors.last().unwrap();
-            assert_eq!(error.kind, "commit");
+            assert_eq!(error.kind, "quota");
             assert!(
                 error.message.contains("store quota exceeded"),
                 "{}",
@@ -229,7 +229,7 @@ async fn a_commit_over_the_quota_fails_alone_and_one_that_frees_room_commits() {
         statuses,
         [
             CompletionStatus::Completed,
-            CompletionStatus::Failed,
+            CompletionStatus::Quota,
             CompletionStatus::Completed
         ]
     );
@@ -260,7 +260,7 @@ async fn a_commit_over_the_quota_fails_alone_and_one_that_frees_room_commits() {
     );
     assert_eq!(
         commit(&db.store, t, vec![put("y", b"1")]).await,
-        CompletionStatus::Failed
+        CompletionStatus::Quota
     );
     assert_eq!(usage(&db, t).await, (43, 43));
 }
@@ -293,7 +293,7 @@ async fn a_tenant_without_a_store_limit_of_its_own_is_held_to_the_default() {
     );
     assert_eq!(
         commit(&db.store, t, vec![put("b", b"")]).await,
-        CompletionStatus::Failed
+        CompletionStatus::Quota
     );
     // Migrating again puts the Rust defaults back.
     db.store.migrate().await.unwrap();

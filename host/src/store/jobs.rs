@@ -53,6 +53,9 @@ pub enum CompletionStatus {
     /// The database could not take the outcome (a value out of range, a follow-up whose key
     /// is taken): the job failed alone with kind `commit`, retried or dead-lettered.
     Failed,
+    /// Its writes would take the tenant's store past `max_store_bytes`: the job failed alone
+    /// with kind `quota`, retried or dead-lettered.
+    Quota,
 }
 
 /// A failed attempt to record.
@@ -354,6 +357,7 @@ impl Store {
                     Some("duplicate") => CompletionStatus::Duplicate,
                     Some("conflict") => CompletionStatus::Conflict,
                     Some("failed") => CompletionStatus::Failed,
+                    Some("quota") => CompletionStatus::Quota,
                     _ => CompletionStatus::Stale,
                 });
             }

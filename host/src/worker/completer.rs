@@ -286,7 +286,7 @@ fn record(c: &Completer, batch: &Batch, statuses: &[CompletionStatus], failures_
             CompletionStatus::Duplicate => s.duplicates += 1,
             CompletionStatus::Stale => s.stale += 1,
             CompletionStatus::Conflict => s.conflicts += 1,
-            CompletionStatus::Failed => s.failed += 1,
+            CompletionStatus::Failed | CompletionStatus::Quota => s.failed += 1,
         }
     }
     s.failed += batch.failures.len() as u64;
@@ -323,6 +323,7 @@ fn count(batch: &Batch, statuses: &[CompletionStatus], failures_held: &[bool], m
             CompletionStatus::Stale => {}
             CompletionStatus::Conflict => metrics.store_conflict(&job.labels.tenant),
             CompletionStatus::Failed => failed(job, ErrorKind::Commit, c.retry_delay, metrics),
+            CompletionStatus::Quota => failed(job, ErrorKind::Quota, c.retry_delay, metrics),
         }
     }
     let failures = batch.failures.iter().zip(&batch.failed_jobs);
