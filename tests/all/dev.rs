@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spool_tests::{cache_dir, component, components_dir, spool_bin};
+use spool_tests::{cache_dir, component, components_dir, spool_bin, terminate};
 
 /// Reads `spool dev`'s stdout until it has printed the URL and the tenant token.
 /// The rest of stdout is drained in the background, so that the server never writes to a
@@ -79,19 +79,7 @@ async fn start_dev(dir: &std::path::Path) -> Dev {
 
 /// Stops `spool dev` with SIGTERM and asserts that it and its database stopped cleanly.
 async fn stop_dev(dev: Dev, dir: &std::path::Path) {
-    let mut child = dev.child;
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = terminate(dev.child).await;
     assert!(status.success(), "spool dev exited with {status}");
     assert!(
         !dir.join("pg/data/postmaster.pid").exists(),

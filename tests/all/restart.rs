@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use spool::model::TenantLimitSpec;
 use spool::store::Store;
 use spool_tests::db::{EmptyDb, empty_db_owned_by};
-use spool_tests::{cache_dir, spool_bin};
+use spool_tests::{cache_dir, spool_bin, terminate};
 
 /// Runs `spool migrate` against `url` and asserts that it succeeds.
 fn migrate(url: &str) {
@@ -204,19 +204,8 @@ async fn serve(url: &str, port: u16) -> std::process::Child {
     }
 }
 
-async fn stop(mut child: std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+async fn stop(child: std::process::Child) {
+    let status = terminate(child).await;
     assert!(status.success(), "spool serve exited with {status}");
 }
 

@@ -165,3 +165,22 @@ pub fn json_result(attempt: &Attempt) -> serde_json::Value {
         failed => panic!("expected ok, got {failed:?}; logs: {:?}", attempt.logs),
     }
 }
+
+/// Sends SIGTERM to `child` (a `spool` process) and waits, off the async threads, for it to
+/// exit; returns how it exited.
+///
+/// # Panics
+///
+/// When the signal cannot be sent or the wait fails.
+pub async fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("running kill");
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("the waiting thread")
+        .expect("waiting for the process")
+}
