@@ -31,6 +31,9 @@ pub struct RuntimeConfig {
     /// Where compiled components are kept between runs; `None` keeps them in memory only.
     /// The directory is created with owner-only permissions.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of compiled artifacts kept in [`cache_dir`](Self::cache_dir); past
+    /// it the least recently used are removed. Default 2 GiB.
+    pub cache_max_bytes: u64,
     /// Compiled handlers kept ready to instantiate in memory. Default 64.
     pub loaded_capacity: usize,
     /// Largest component accepted, in bytes. Default 64 MiB.
@@ -56,6 +59,7 @@ impl Default for RuntimeConfig {
             max_instances: 128,
             pooling: true,
             cache_dir: None,
+            cache_max_bytes: super::cache::MAX_BYTES_DEFAULT,
             loaded_capacity: 64,
             max_component_bytes: 64 << 20,
             compile_timeout: Duration::from_secs(120),

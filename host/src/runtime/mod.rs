@@ -90,7 +90,7 @@ impl Runtime {
         let linker =
             engine::build_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let disk = match &config.cache_dir {
-            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            Some(dir) => Some(DiskCache::open(dir, &engine, config.cache_max_bytes)?),
             None => None,
         };
         let capacity = NonZeroUsize::new(config.loaded_capacity.max(1)).expect("at least 1");
