@@ -16,7 +16,7 @@ use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
 use spool::model::TenantLimitSpec;
 use spool::quota::Quotas;
-use spool::runtime::{Runtime, RuntimeConfig};
+use spool::runtime::{CompileConfig, Compiler, Runtime, RuntimeConfig};
 use spool::store::{Store, StoreError};
 use spool::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -273,6 +273,11 @@ pub(super) async fn run(
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: config.cache_dir.clone(),
         max_instances: (slots as u32).max(4) * 2,
+        // Compiles run in a child process of this binary, killed at their limits.
+        compile: CompileConfig {
+            compiler: Compiler::this_binary(),
+            ..CompileConfig::default()
+        },
         ..RuntimeConfig::default()
     })?);
     let metrics = Arc::new(Metrics::new());
