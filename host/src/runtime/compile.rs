@@ -122,8 +122,9 @@ pub fn compiler_main(args: &[String], input: impl Read, output: impl Write) -> E
     ExitCode::SUCCESS
 }
 
-/// Compiles `bytes` in a child process running `program`, bounded by `config`'s limits, and
-/// returns the serialized artifact (for engines configured as `runtime`).
+/// Compiles `bytes` in a child process running `program`, bounded by the limits of
+/// `runtime.compile`, and returns the serialized artifact (for engines configured as
+/// `runtime`).
 pub(crate) async fn in_subprocess(
     program: &Path,
     runtime: &RuntimeConfig,
@@ -144,8 +145,8 @@ pub(crate) async fn in_subprocess(
     let cpu = config.cpu_limit.as_secs().max(1);
     let memory = config.memory_bytes;
     // SAFETY: the closure runs in the child between fork and exec, where only async-signal-
-    // safe calls are allowed: it only makes setrlimit system calls (rustix calls the kernel
-    // directly: no allocation, no locks) and captures two integers.
+    // safe calls are allowed: it only makes getrlimit and setrlimit system calls (rustix calls
+    // the kernel directly: no allocation, no locks) and captures two integers.
     #[allow(
         unsafe_code,
         reason = "setting resource limits in the compiler process"
@@ -190,15 +191,17 @@ pub(crate) async fn in_subprocess(
 }
 
 /// Sets the calling process's limits: `cpu` seconds of CPU time, `memory` bytes of data, no
-/// core files. Runs in a forked child before exec.
+/// core files; never above the hard limits it already has (only a privileged process may
+/// raise those). Runs in a forked child before exec.
 fn limit_self(cpu: u64, memory: u64) -> std::io::Result<()> {
-    use rustix::process::{Resource, Rlimit, setrlimit};
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = |resource, soft: u64, hard: u64| {
+        let ceiling = getrlimit(resource).maximum.unwrap_or(u64::MAX);
         setrlimit(
             resource,
             Rlimit {
-                current: Some(soft),
-                maximum: Some(hard),
+                current: Some(soft.min(ceiling)),
+                maximum: Some(hard.min(ceiling)),
             },
         )
     };

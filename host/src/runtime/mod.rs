@@ -179,6 +179,11 @@ impl Runtime {
     ) -> Result<Arc<Prepared>, ValidationError> {
         validate::check_header(bytes, self.config.max_component_bytes)?;
         let digest = cache::digest(bytes);
+        // The caches are shared by every tenant, so an upload of bytes someone compiled before
+        // answers sooner (security review 6fe51aa, L12). Accepted: it tells only that someone
+        // on this node uploaded these exact bytes (a SHA-256 of the whole component, which a
+        // tenant cannot guess for another's private handler), at the tenant's upload rate; a
+        // cache per tenant would multiply the compiles and the disk the limits here bound.
         if let Some(found) = self.cached(&digest) {
             return Ok(found);
         }
