@@ -7,6 +7,7 @@ mod alerts;
 mod api;
 mod cache;
 mod cli_client;
+mod compile;
 mod dashboard;
 mod dev;
 mod durability;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use spool::api::{self, ApiConfig, AppState};
 use spool::maintenance::MaintenanceConfig;
 use spool::metrics::Metrics;
+use spool::runtime::Runtime;
 
 use crate::background::{self, Background};
 use crate::db::{TestDb, test_db};
@@ -57,19 +58,28 @@ impl TestServer {
     /// Starts the API and, given a `worker` config, a worker (reporting to the server's
     /// metrics) and the maintenance it asks for, on a fresh database.
     pub async fn start_with(worker: Option<background::Config>) -> TestServer {
-        TestServer::start_configured(worker, ApiConfig::default()).await
+        TestServer::start_configured(worker, ApiConfig::default(), test_runtime()).await
     }
 
     /// Starts the API alone with `config` (its admin token set to [`ADMIN_TOKEN`]) on a
     /// fresh database: for tests of the API's own bounds (timeouts, throttles).
     pub async fn start_api(config: ApiConfig) -> TestServer {
-        TestServer::start_configured(None, config).await
+        TestServer::start_configured(None, config, test_runtime()).await
     }
 
-    /// Starts the API with `config` and, given a `worker` config, a worker.
-    async fn start_configured(worker: Option<background::Config>, config: ApiConfig) -> TestServer {
+    /// Starts the API alone with `config` and `runtime` (a compiler process, its limits) on a
+    /// fresh database.
+    pub async fn start_api_on(config: ApiConfig, runtime: Arc<Runtime>) -> TestServer {
+        TestServer::start_configured(None, config, runtime).await
+    }
+
+    /// Starts the API with `config` and, given a `worker` config, a worker, on `runtime`.
+    async fn start_configured(
+        worker: Option<background::Config>,
+        config: ApiConfig,
+        runtime: Arc<Runtime>,
+    ) -> TestServer {
         let db = test_db().await;
-        let runtime = test_runtime();
         let metrics = Arc::new(Metrics::new());
         let mut background = Background::default();
         let worker_health = worker.map(|config| {

@@ -1,9 +1,17 @@
 //! `/v1/handlers`: upload (validated and compiled before it is stored), list, show, delete.
+//!
+//! Uploads are a compile service, so they are metered: a rate per tenant ([`UploadLimiter`]),
+//! a bounded number waiting for the uploads' compile gate (past it, 503), and a bounded
+//! number of versions kept per handler.
+
+use std::num::NonZeroU32;
 
 use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -72,6 +80,56 @@ pub struct HandlerDetail {
     pub versions: Vec<VersionView>,
 }
 
+/// Tenants whose upload budgets a process tracks before it forgets the full ones.
+const LIMITER_MAX_KEYS: usize = 10_000;
+
+/// Each tenant's upload budget: a token bucket of [`ApiConfig::uploads_per_minute`] uploads
+/// (as a burst, then evenly), per process.
+///
+/// [`ApiConfig::uploads_per_minute`]: super::ApiConfig::uploads_per_minute
+#[derive(Debug)]
+pub struct UploadLimiter {
+    per_minute: u32,
+    buckets: DefaultKeyedRateLimiter<i64>,
+}
+
+impl UploadLimiter {
+    /// Returns a limiter letting each tenant upload `per_minute` times a minute (at least 1).
+    pub fn new(per_minute: u32) -> UploadLimiter {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        UploadLimiter {
+            per_minute: per_minute.get(),
+            buckets: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
+    /// Takes one upload from `tenant`'s budget, or answers 429 saying when to come back.
+    fn check(&self, tenant: i64) -> ApiResult<()> {
+        if self.buckets.len() > LIMITER_MAX_KEYS {
+            self.buckets.retain_recent();
+        }
+        self.buckets.check_key(&tenant).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::too_many(format!(
+                "upload rate exceeded: a tenant may upload {} components a minute; retry later",
+                self.per_minute
+            ))
+            .with_retry_after(wait)
+        })
+    }
+}
+
+/// Answers a component that could not be loaded.
+fn refused(e: ValidationError, too_large: impl FnOnce() -> ApiError) -> ApiError {
+    match e {
+        ValidationError::TooLarge { .. } => too_large(),
+        ValidationError::Busy(wait) => ApiError::unavailable(e.to_string()).with_retry_after(wait),
+        // The host's failure, not the component's.
+        ValidationError::Compiler(_) => ApiError::internal(e),
+        e => ApiError::unprocessable(e.to_string()),
+    }
+}
+
 fn check_name(name: &str) -> ApiResult<()> {
     if is_valid_name(name) {
         Ok(())
@@ -87,12 +145,20 @@ fn not_found(name: &str) -> ApiError {
 }
 
 /// Uploads a component as the handler's new version. It is validated and compiled (off the
-/// request threads, time-bounded) before anything is stored; jobs enqueued from now on run it.
+/// request threads, time-, CPU- and memory-bounded) before anything is stored; jobs enqueued
+/// from now on run it. The handler's versions past the newest
+/// [`ApiConfig::handler_versions_kept`](super::ApiConfig::handler_versions_kept) are deleted,
+/// except those a pending job is pinned to.
+///
+/// Each tenant may upload [`ApiConfig::uploads_per_minute`](super::ApiConfig::uploads_per_minute)
+/// times a minute (429 past it); when too many uploads are compiling or waiting to, 503.
 #[utoipa::path(put, path = "/v1/handlers/{name}", tag = "handlers", params(("name" = String, Path, description = "The handler's name")),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = HandlerView, description = "a new version"),
               (status = 200, body = HandlerView, description = "already the current version"),
-              (status = 413), (status = 422, description = "not a valid handler component")),
+              (status = 413), (status = 422, description = "not a valid handler component, or its compile went over its time, CPU or memory limit"),
+              (status = 429, description = "the tenant's upload rate is exceeded; see Retry-After"),
+              (status = 503, description = "too many uploads are being compiled; see Retry-After")),
     security(("bearer" = [])))]
 pub async fn upload(
     state: State,
@@ -102,6 +168,12 @@ pub async fn upload(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<HandlerView>)> {
     check_name(&name)?;
+    state.uploads.check(tenant.id)?;
+    // Before the body is read: uploads beyond the places are refused without holding theirs.
+    let slot = state
+        .runtime
+        .upload_slot()
+        .map_err(|e| refused(e, || ApiError::internal("a slot is never too large")))?;
     let limit = tenant
         .effective_limits()
         .max_component_bytes
@@ -126,14 +198,25 @@ pub async fn upload(
             "the body is empty: send the component bytes (application/wasm)",
         ));
     }
-    let prepared = state.runtime.load(&bytes).await.map_err(|e| match e {
-        ValidationError::TooLarge { .. } => too_large(),
-        e => ApiError::unprocessable(e.to_string()),
-    })?;
+    let prepared = state
+        .runtime
+        .load_upload(&slot, &bytes)
+        .await
+        .map_err(|e| refused(e, too_large))?;
+    drop(slot);
     let stored = state
         .store
-        .handler_put(tenant.id, &name, prepared.digest(), &bytes)
+        .handler_put_keeping(
+            tenant.id,
+            &name,
+            prepared.digest(),
+            &bytes,
+            Some(state.config.handler_versions_kept),
+        )
         .await?;
+    if stored.pruned > 0 {
+        tracing::info!(tenant = %tenant.name, handler = %name, pruned = stored.pruned, "deleted old handler versions");
+    }
     let status = if stored.created {
         StatusCode::CREATED
     } else {

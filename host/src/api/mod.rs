@@ -68,6 +68,12 @@ pub struct ApiConfig {
     /// The tenants' enqueue quotas, shared with the worker in this process (which holds
     /// follow-up jobs to them too); `None` makes the API's own.
     pub quotas: Option<Arc<Quotas>>,
+    /// Handler uploads each tenant may make per minute, per API process (as a burst, then
+    /// evenly); past it, 429. Every upload counts, a new version or not. Default 10.
+    pub uploads_per_minute: u32,
+    /// Versions of a handler kept when an upload makes a new one: older versions are deleted,
+    /// except those a pending job is pinned to. At least 2. Default 10.
+    pub handler_versions_kept: u32,
 }
 
 impl Default for ApiConfig {
@@ -83,6 +89,8 @@ impl Default for ApiConfig {
             cache_ttl: Duration::from_secs(2),
             worker_health: None,
             quotas: None,
+            uploads_per_minute: 10,
+            handler_versions_kept: 10,
         }
     }
 }
@@ -106,6 +114,7 @@ pub struct AppState {
     auth: auth::AuthGuard,
     quotas: Arc<Quotas>,
     handlers: quota::KnownHandlers,
+    uploads: handlers::UploadLimiter,
 }
 
 impl AppState {
@@ -124,6 +133,7 @@ impl AppState {
                 .clone()
                 .unwrap_or_else(|| Arc::new(Quotas::new(config.cache_ttl))),
             handlers: quota::KnownHandlers::new(config.cache_ttl),
+            uploads: handlers::UploadLimiter::new(config.uploads_per_minute),
             store: store.bounded(),
             runtime,
             metrics,

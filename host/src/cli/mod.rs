@@ -64,11 +64,27 @@ enum Command {
     Job(client::JobArgs),
     /// List, retry and discard dead jobs through the API.
     Dead(client::DeadArgs),
+    /// Compile one component read on stdin and write the artifact on stdout: the compiler
+    /// process `spool serve` and `spool worker` start, under their limits. Not for people.
+    #[command(name = spool::runtime::compile::SUBCOMMAND, hide = true)]
+    CompileComponent {
+        /// The engine's settings, `KEY=VALUE`, as the parent passes them.
+        #[arg(allow_hyphen_values = true)]
+        settings: Vec<String>,
+    },
 }
 
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // No async runtime, no logging set up: the compiler process only compiles.
+    if let Command::CompileComponent { settings } = &cli.command {
+        return spool::runtime::compile::compiler_main(
+            settings,
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        );
+    }
     // The demo narrates on stdout; its injected failures need not be logged as warnings too.
     let default_filter = match cli.command {
         Command::Demo(_) => "error",
@@ -98,6 +114,7 @@ pub fn main() -> ExitCode {
             Command::Handler(args) => client::handler(args).await,
             Command::Job(args) => client::job(args).await,
             Command::Dead(args) => client::dead(args).await,
+            Command::CompileComponent { .. } => unreachable!("handled before the runtime"),
         }
     });
     match result {

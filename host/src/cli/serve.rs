@@ -16,8 +16,8 @@ use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
 use spool::model::TenantLimitSpec;
 use spool::quota::Quotas;
-use spool::runtime::{Runtime, RuntimeConfig};
-use spool::store::{Store, StoreError};
+use spool::runtime::{CompileConfig, Compiler, Runtime, RuntimeConfig};
+use spool::store::{HANDLER_VERSIONS_KEPT_MIN, Store, StoreError};
 use spool::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +39,9 @@ struct FileConfig {
     queues: Option<Vec<String>>,
     slots: Option<usize>,
     cache_dir: Option<PathBuf>,
+    cache_max_mb: Option<u64>,
+    uploads_per_minute: Option<u32>,
+    handler_versions_kept: Option<u32>,
     maintenance: Option<bool>,
     migrate: Option<bool>,
     #[serde(default)]
@@ -49,7 +52,8 @@ struct FileConfig {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// A TOML file with any of: listen, database_url, admin_token, db_connections, queues,
-    /// slots, cache_dir, maintenance, migrate, and an [alerts] section (see docs/alerts.md).
+    /// slots, cache_dir, cache_max_mb, uploads_per_minute, handler_versions_kept,
+    /// maintenance, migrate, and an [alerts] section (see docs/alerts.md).
     #[arg(long, env = "SPOOL_CONFIG")]
     config: Option<PathBuf>,
     /// The address to serve the API on [default: 127.0.0.1:8080].
@@ -74,6 +78,17 @@ pub struct ServeArgs {
     /// Where compiled components are cached.
     #[arg(long, env = "SPOOL_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// The most MiB of compiled components kept in the cache directory; the least recently
+    /// used go first [default: 2048].
+    #[arg(long, env = "SPOOL_CACHE_MAX_MB")]
+    cache_max_mb: Option<u64>,
+    /// Handler uploads each tenant may make a minute, per process (429 past it) [default: 10].
+    #[arg(long, env = "SPOOL_UPLOADS_PER_MINUTE")]
+    uploads_per_minute: Option<u32>,
+    /// Versions of each handler kept when an upload adds one, besides those pending jobs are
+    /// pinned to; at least 2 [default: 10].
+    #[arg(long, env = "SPOOL_HANDLER_VERSIONS_KEPT")]
+    handler_versions_kept: Option<u32>,
     /// Run no workers in this process (API and maintenance only).
     #[arg(long)]
     no_worker: bool,
@@ -104,6 +119,9 @@ pub(super) struct ServerConfig {
     maintenance: bool,
     migrate: bool,
     cache_dir: Option<PathBuf>,
+    cache_max_bytes: u64,
+    uploads_per_minute: u32,
+    handler_versions_kept: u32,
     alerts: AlertsConfig,
     metrics_listen: Option<SocketAddr>,
 }
@@ -152,6 +170,9 @@ impl ServerConfig {
             maintenance: true,
             migrate: true,
             cache_dir: super::default_cache_dir(),
+            cache_max_bytes: RuntimeConfig::default().cache_max_bytes,
+            uploads_per_minute: ApiConfig::default().uploads_per_minute,
+            handler_versions_kept: ApiConfig::default().handler_versions_kept,
             alerts: AlertsConfig::default(),
             metrics_listen: None,
         }
@@ -216,6 +237,24 @@ impl ServeArgs {
         if db_connections < 2 {
             bail!("db_connections must be at least 2");
         }
+        let handler_versions_kept = self
+            .handler_versions_kept
+            .or(file.handler_versions_kept)
+            .unwrap_or(ApiConfig::default().handler_versions_kept);
+        if handler_versions_kept < HANDLER_VERSIONS_KEPT_MIN {
+            bail!("handler_versions_kept must be at least {HANDLER_VERSIONS_KEPT_MIN}");
+        }
+        let uploads_per_minute = self
+            .uploads_per_minute
+            .or(file.uploads_per_minute)
+            .unwrap_or(ApiConfig::default().uploads_per_minute);
+        if uploads_per_minute == 0 {
+            bail!("uploads_per_minute must be at least 1");
+        }
+        let cache_max_bytes = match self.cache_max_mb.or(file.cache_max_mb) {
+            Some(mb) => mb.saturating_mul(1 << 20),
+            None => RuntimeConfig::default().cache_max_bytes,
+        };
         Ok(ServerConfig {
             listen: parse_listen(&listen)?,
             database_url,
@@ -228,6 +267,9 @@ impl ServeArgs {
                 .cache_dir
                 .or(file.cache_dir)
                 .or_else(super::default_cache_dir),
+            cache_max_bytes,
+            uploads_per_minute,
+            handler_versions_kept,
             alerts,
             metrics_listen: self.metrics_listen,
         })
@@ -272,7 +314,13 @@ pub(super) async fn run(
     let slots = config.worker.as_ref().map_or(4, |w| w.slots);
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: config.cache_dir.clone(),
+        cache_max_bytes: config.cache_max_bytes,
         max_instances: (slots as u32).max(4) * 2,
+        // Compiles run in a child process of this binary, killed at their limits.
+        compile: CompileConfig {
+            compiler: Compiler::this_binary(),
+            ..CompileConfig::default()
+        },
         ..RuntimeConfig::default()
     })?);
     let metrics = Arc::new(Metrics::new());
@@ -295,6 +343,8 @@ pub(super) async fn run(
             admin_token: config.admin_token.clone(),
             worker_health: worker.as_ref().map(Worker::health),
             quotas: Some(quotas),
+            uploads_per_minute: config.uploads_per_minute,
+            handler_versions_kept: config.handler_versions_kept,
             ..ApiConfig::default()
         },
     );

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
-use spool::runtime::{Runtime, RuntimeConfig};
+use spool::runtime::{CompileConfig, Compiler, Runtime, RuntimeConfig};
 use spool::store::Store;
 use spool::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,10 @@ pub struct WorkerArgs {
     /// Where compiled components are cached.
     #[arg(long, env = "SPOOL_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// The most MiB of compiled components kept in the cache directory; the least recently
+    /// used go first.
+    #[arg(long, env = "SPOOL_CACHE_MAX_MB", default_value_t = RuntimeConfig::default().cache_max_bytes >> 20)]
+    cache_max_mb: u64,
     /// Do not run maintenance (scheduler, rescuer, pruner) in this process.
     #[arg(long)]
     no_maintenance: bool,
@@ -88,7 +92,13 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     config.validate().map_err(anyhow::Error::msg)?;
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: args.cache_dir.or_else(super::default_cache_dir),
+        cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
         max_instances: (args.slots as u32).max(4) * 2,
+        // Compiles run in a child process of this binary, killed at their limits.
+        compile: CompileConfig {
+            compiler: Compiler::this_binary(),
+            ..CompileConfig::default()
+        },
         ..RuntimeConfig::default()
     })?);
     let shutdown = CancellationToken::new();

@@ -5,6 +5,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod compile;
 mod config;
 mod engine;
 mod invoke;
@@ -18,13 +19,15 @@ use lru::LruCache;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-pub use config::{OptLevel, RuntimeConfig};
+pub use compile::UploadSlot;
+pub use config::{CompileConfig, Compiler, OptLevel, RuntimeConfig};
 pub use engine::HostState;
 pub use invoke::Attempt;
 pub use validate::ValidationError;
 
 use bindings::HandlerPre;
 use cache::{CacheError, DiskCache};
+use compile::{Gate, Gates};
 use engine::EpochTicker;
 
 /// A handler compiled and linked, ready to instantiate in microseconds.
@@ -76,7 +79,7 @@ pub struct Runtime {
     config: RuntimeConfig,
     disk: Option<DiskCache>,
     prepared: Mutex<LruCache<String, Arc<Prepared>>>,
-    compile_gate: tokio::sync::Semaphore,
+    gates: Gates,
     counters: Counters,
     _ticker: EpochTicker,
 }
@@ -90,7 +93,7 @@ impl Runtime {
         let linker =
             engine::build_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let disk = match &config.cache_dir {
-            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            Some(dir) => Some(DiskCache::open(dir, &engine, config.cache_max_bytes)?),
             None => None,
         };
         let capacity = NonZeroUsize::new(config.loaded_capacity.max(1)).expect("at least 1");
@@ -100,8 +103,7 @@ impl Runtime {
             linker,
             disk,
             prepared: Mutex::new(LruCache::new(capacity)),
-            // Compiling is CPU-bound and parallel inside Cranelift already: one at a time.
-            compile_gate: tokio::sync::Semaphore::new(1),
+            gates: Gates::new(&config.compile),
             counters: Counters::default(),
             config,
         })
@@ -138,36 +140,83 @@ impl Runtime {
         Some(self.remember(prepared))
     }
 
-    /// Validates, compiles (or finds compiled) and links a component.
+    /// Validates, compiles (or finds compiled) and links a component, for the worker (or any
+    /// library use): its compiles wait their turn behind the worker's gate, as long as it takes.
     ///
     /// The component must be a component (not a core module), import only what the host
     /// provides, and export `run` as the `spool:job/handler` world says. Compiling is bounded
-    /// by [`RuntimeConfig::compile_timeout`] and runs off the async threads.
+    /// as [`RuntimeConfig::compile`] says and runs off the async threads.
     pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Prepared>, ValidationError> {
+        self.load_behind(Gate::Worker, bytes).await
+    }
+
+    /// Takes a place among the uploads that may be compiling or waiting to
+    /// ([`CompileConfig::upload_slots`] plus [`CompileConfig::upload_queue`]), for
+    /// [`load_upload`](Self::load_upload); [`ValidationError::Busy`] when there is none.
+    ///
+    /// Take it before reading the upload's body, so that no more bodies than places are held
+    /// in memory waiting.
+    pub fn upload_slot(&self) -> Result<UploadSlot, ValidationError> {
+        self.gates.admit_upload()
+    }
+
+    /// Loads an uploaded component as [`load`](Self::load) does, compiling behind the
+    /// uploads' gate: it waits at most [`CompileConfig::upload_wait`] for its turn, then
+    /// gives up with [`ValidationError::Busy`].
+    pub async fn load_upload(
+        &self,
+        // Held for the whole load, and proof that the upload took its place.
+        _slot: &UploadSlot,
+        bytes: &[u8],
+    ) -> Result<Arc<Prepared>, ValidationError> {
+        self.load_behind(Gate::Upload, bytes).await
+    }
+
+    async fn load_behind(
+        &self,
+        gate: Gate,
+        bytes: &[u8],
+    ) -> Result<Arc<Prepared>, ValidationError> {
         validate::check_header(bytes, self.config.max_component_bytes)?;
         let digest = cache::digest(bytes);
+        // The caches are shared by every tenant, so an upload of bytes someone compiled before
+        // answers sooner (security review 6fe51aa, L12). Accepted: it tells only that someone
+        // on this node uploaded these exact bytes (a SHA-256 of the whole component, which a
+        // tenant cannot guess for another's private handler), at the tenant's upload rate; a
+        // cache per tenant would multiply the compiles and the disk the limits here bound.
         if let Some(found) = self.cached(&digest) {
             return Ok(found);
         }
-        let _permit = self.compile_gate.acquire().await.expect("never closed");
+        let _permit = self.gates.enter(gate).await?;
         // Another task may have compiled it while this one waited.
         if let Some(found) = self.cached(&digest) {
             return Ok(found);
         }
-        let engine = self.engine.clone();
-        let owned = bytes.to_vec();
-        let compile = tokio::task::spawn_blocking(move || Component::new(&engine, &owned));
-        let timeout = self.config.compile_timeout;
-        let component = match tokio::time::timeout(timeout, compile).await {
-            Err(_) => return Err(ValidationError::CompileTimeout(timeout.as_secs())),
-            Ok(Err(join)) => return Err(ValidationError::Invalid(format!("compiler: {join}"))),
-            Ok(Ok(Err(e))) => return Err(ValidationError::Invalid(format!("{e:#}"))),
-            Ok(Ok(Ok(component))) => component,
+        let (component, artifact) = match &self.config.compile.compiler {
+            Compiler::Subprocess(program) => {
+                let artifact = compile::in_subprocess(program, &self.config, bytes).await?;
+                // SAFETY: the artifact is what a compiler process this runtime started (a
+                // `spool` binary of this build, given only the component) wrote for an engine
+                // configured as this one; wasmtime checks its header and that the engine
+                // settings match on top of that. The compiler only translates the component,
+                // it never runs any of it.
+                #[allow(unsafe_code, reason = "loading what Spool's compiler process wrote")]
+                let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| {
+                        ValidationError::Compiler(format!("loading its artifact: {e:#}"))
+                    })?;
+                (component, Some(artifact))
+            }
+            Compiler::InProcess => (self.compile_here(bytes).await?, None),
         };
         self.counters.compiled.fetch_add(1, Ordering::Relaxed);
         let prepared = self.prepare(&digest, &component)?;
         if let Some(disk) = &self.disk {
-            match component.serialize() {
+            let artifact = match artifact {
+                Some(artifact) => Ok(artifact),
+                None => component.serialize(),
+            };
+            match artifact {
                 Ok(artifact) => {
                     if let Err(e) = disk.write(&digest, &artifact) {
                         tracing::warn!(error = %e, digest, "could not cache a compiled component");
@@ -177,6 +226,21 @@ impl Runtime {
             }
         }
         Ok(self.remember(prepared))
+    }
+
+    /// Compiles on a blocking thread of this process ([`Compiler::InProcess`]). Past the
+    /// timeout the compile is abandoned, not stopped: a thread cannot be killed.
+    async fn compile_here(&self, bytes: &[u8]) -> Result<Component, ValidationError> {
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        let compile = tokio::task::spawn_blocking(move || Component::new(&engine, &owned));
+        let timeout = self.config.compile.timeout;
+        match tokio::time::timeout(timeout, compile).await {
+            Err(_) => Err(ValidationError::CompileTimeout(timeout.as_secs())),
+            Ok(Err(join)) => Err(ValidationError::Invalid(format!("compiler: {join}"))),
+            Ok(Ok(Err(e))) => Err(ValidationError::Invalid(format!("{e:#}"))),
+            Ok(Ok(Ok(component))) => Ok(component),
+        }
     }
 
     fn prepare(&self, digest: &str, component: &Component) -> Result<Prepared, ValidationError> {

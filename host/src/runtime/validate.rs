@@ -4,7 +4,10 @@
 
 use wasmtime::wasmparser::Parser;
 
-/// Why a component was refused.
+/// Why a component was refused, or could not be compiled now.
+///
+/// Most variants are the component's fault; [`Busy`](Self::Busy) and
+/// [`Compiler`](Self::Compiler) are not ([`is_transient`](Self::is_transient)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     /// The bytes are over the size limit.
@@ -40,6 +43,27 @@ pub enum ValidationError {
     /// Compiling took longer than the limit.
     #[error("compiling the component took longer than {0} s")]
     CompileTimeout(u64),
+    /// The compiler process went over its CPU time or memory limit, and was stopped.
+    #[error("compiling the component went over {0}")]
+    CompileLimit(String),
+    /// Too many uploads are waiting to be compiled: try again after the given time.
+    #[error("too many components are being compiled; try again in {} s", .0.as_secs().max(1))]
+    Busy(std::time::Duration),
+    /// The compiler process failed for a reason of the host's (it could not be started, say),
+    /// not the component's.
+    #[error("the compiler failed: {0}")]
+    Compiler(String),
+}
+
+impl ValidationError {
+    /// Returns whether the failure is the host's or the moment's, not the component's: the
+    /// same component may load later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ValidationError::Busy(_) | ValidationError::Compiler(_)
+        )
+    }
 }
 
 /// Interface prefixes a handler may import; everything else is refused on upload.

@@ -17,18 +17,41 @@ pub struct HandlerVersion {
     pub size: i64,
     /// Whether this call made a new version (false: the digest was already current).
     pub created: bool,
+    /// How many old versions this call deleted ([`Store::handler_put_keeping`]).
+    pub pruned: u64,
 }
+
+/// The fewest versions of a handler [`Store::handler_put_keeping`] keeps: the current one and
+/// the one before it, which an enqueue running during the upload may have pinned.
+pub const HANDLER_VERSIONS_KEPT_MIN: u32 = 2;
 
 impl Store {
     /// Stores `component` as the new current version of handler `name`, unless its digest is
     /// the current version's already. Concurrent uploads of one handler are taken one after
-    /// the other, each numbered after the highest version the handler ever had.
+    /// the other, each numbered after the highest version the handler ever had. Keeps every
+    /// older version: see [`handler_put_keeping`](Self::handler_put_keeping).
     pub async fn handler_put(
         &self,
         tenant_id: i64,
         name: &str,
         digest: &str,
         component: &[u8],
+    ) -> Result<HandlerVersion> {
+        self.handler_put_keeping(tenant_id, name, digest, component, None)
+            .await
+    }
+
+    /// Stores `component` as [`handler_put`](Self::handler_put) does and, when that made a
+    /// new version and `keep` is given, deletes in the same transaction the handler's
+    /// versions older than its newest `keep` (at least [`HANDLER_VERSIONS_KEPT_MIN`]), except
+    /// those a job not yet finished is pinned to.
+    pub async fn handler_put_keeping(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        digest: &str,
+        component: &[u8],
+        keep: Option<u32>,
     ) -> Result<HandlerVersion> {
         let mut tx = self.pool.begin().await?;
         // A row lock cannot cover a handler that does not exist yet, and the statement's
@@ -46,13 +69,28 @@ impl Store {
             .bind(component)
             .fetch_one(&mut *tx)
             .await?;
+        let created: bool = row.try_get("created")?;
+        let pruned = match keep {
+            Some(keep) if created => {
+                let keep = i64::from(keep.max(HANDLER_VERSIONS_KEPT_MIN));
+                sqlx::query(include_str!("sql/handler_version_prune.sql"))
+                    .bind(tenant_id)
+                    .bind(name)
+                    .bind(keep)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+            _ => 0,
+        };
         tx.commit().await?;
         Ok(HandlerVersion {
             name: name.to_string(),
             version: row.try_get("version")?,
             digest: row.try_get("digest")?,
             size: row.try_get::<i32, _>("size")? as i64,
-            created: row.try_get("created")?,
+            created,
+            pruned,
         })
     }
 

@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use alerts::{Alert, AlertFigures, AlertKey, AlertState, AlertValue};
-pub use handlers::{HandlerInfo, HandlerVersion, VersionInfo};
+pub use handlers::{HANDLER_VERSIONS_KEPT_MIN, HandlerInfo, HandlerVersion, VersionInfo};
 pub use jobs::{Completion, CompletionStatus, Failure, JobFilter};
 pub use kv::KvBackend;
 pub use maintenance::{ExpiredJob, QueueCount};

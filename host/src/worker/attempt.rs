@@ -257,10 +257,15 @@ async fn load(
             ),
             other => (ErrorKind::Error, format!("loading the handler: {other}")),
         })?;
-    runtime
-        .load(&bytes)
-        .await
-        .map_err(|e| (ErrorKind::Permanent, format!("the handler cannot run: {e}")))
+    runtime.load(&bytes).await.map_err(|e| {
+        // The compiler failing to start is the host's trouble: run the job again later.
+        let kind = if e.is_transient() {
+            ErrorKind::Error
+        } else {
+            ErrorKind::Permanent
+        };
+        (kind, format!("the handler cannot run: {e}"))
+    })
 }
 
 #[cfg(test)]
