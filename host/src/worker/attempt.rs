@@ -164,23 +164,12 @@ async fn execute(
         let _in_use = metrics.sandbox_in_use();
         runtime.invoke(&handler, &context, &limits, backend).await
     };
-    metrics.attempt_finished(
-        &fields.labels,
-        attempt.outcome.label(),
-        attempt.duration,
-        attempt.fuel_consumed,
-    );
-    fields::guest_lines(fields, &attempt.logs);
-    fields::attempt_finished(
-        fields,
-        &attempt.outcome,
-        attempt.fuel_consumed,
-        attempt.duration,
-    );
-    let logs = serde_json::to_value(&attempt.logs).unwrap_or_default();
-    if matches!(attempt.outcome, Outcome::Ok(_)) && !attempt.enqueued.is_empty() {
-        // Follow-up jobs are enqueues like the API's: held to the tenant's queues, rate and
-        // pending cap, so that no job tree grows past what the tenant may have pending.
+    // Follow-up jobs are enqueues like the API's: held to the tenant's queues, rate and pending
+    // cap, so that no job tree grows past what the tenant may have pending. Checked before the
+    // attempt is reported finished: nothing awaits between that line and the hand-over to the
+    // completer, so a heartbeat that abandons the attempt cannot drop a finished outcome.
+    let mut outcome = attempt.outcome;
+    if matches!(outcome, Outcome::Ok(_)) && !attempt.enqueued.is_empty() {
         let mut queues: Vec<&str> = attempt.enqueued.iter().map(|j| j.queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
@@ -195,19 +184,28 @@ async fn execute(
             }
             Err(e) => Err(e),
         };
-        match admitted {
-            Ok(()) => {}
-            Err(QuotaError::Store(e)) => {
-                let message = format!("checking the tenant's quotas for follow-up jobs: {e}");
-                return fail(ErrorKind::Commit, message, logs);
-            }
-            Err(e) => {
-                let message = format!("{} follow-up jobs refused: {e}", attempt.enqueued.len());
-                return fail(ErrorKind::Quota, message, logs);
-            }
-        }
+        outcome = match admitted {
+            Ok(()) => outcome,
+            Err(QuotaError::Store(e)) => Outcome::failed(
+                ErrorKind::Commit,
+                format!("checking the tenant's quotas for follow-up jobs: {e}"),
+            ),
+            Err(e) => Outcome::failed(
+                ErrorKind::Quota,
+                format!("{} follow-up jobs refused: {e}", attempt.enqueued.len()),
+            ),
+        };
     }
-    match attempt.outcome {
+    metrics.attempt_finished(
+        &fields.labels,
+        outcome.label(),
+        attempt.duration,
+        attempt.fuel_consumed,
+    );
+    fields::guest_lines(fields, &attempt.logs);
+    fields::attempt_finished(fields, &outcome, attempt.fuel_consumed, attempt.duration);
+    let logs = serde_json::to_value(&attempt.logs).unwrap_or_default();
+    match outcome {
         Outcome::Ok(result) => Finished::Completed(Completion {
             tenant_id: job.tenant_id,
             id: job.id,
