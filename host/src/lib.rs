@@ -1,8 +1,8 @@
 //! Spool: sandboxed background jobs on PostgreSQL.
 //!
 //! A tenant's job handler is a WebAssembly component; every attempt runs in a fresh wasmtime
-//! sandbox ([`runtime`]) with the host capabilities of [`capabilities`]. See DESIGN.md for the
-//! architecture and the contracts between the modules.
+//! sandbox ([`runtime`]) with the host capabilities of [`capabilities`]. See
+//! `docs/architecture.md` for the modules, a job's path and where each limit is enforced.
 
 pub mod alerts;
 pub mod api;

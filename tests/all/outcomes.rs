@@ -1,4 +1,4 @@
-//! Each row of DESIGN.md's outcome table that one attempt can produce.
+//! Each outcome one attempt can produce (README, "The sandbox" and "Running jobs").
 
 use serde_json::json;
 use spool::model::{ErrorKind, Outcome};

@@ -1,4 +1,4 @@
-//! Built-in alerts (DESIGN.md, "Observability"): rules over every queue of every tenant —
+//! Built-in alerts (docs/alerts.md): rules over every queue of every tenant —
 //! failure rate over a window, dead-letter growth, backlog age — evaluated by one leader at a
 //! time, firing and resolving a webhook, and listed at `GET /v1/alerts`.
 //!

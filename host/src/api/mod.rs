@@ -1,5 +1,5 @@
-//! The HTTP API (DESIGN.md, "HTTP API (v1)"): tenants, handlers, jobs, the dead-letter queue,
-//! queue statistics, health, metrics and the dashboard, on axum.
+//! The HTTP API (README, "The HTTP API"; `/v1/openapi.json`): tenants, handlers, jobs, the
+//! dead-letter queue, queue statistics, health, metrics and the dashboard, on axum.
 //!
 //! Every handler answers JSON or, for any 4xx/5xx, `application/problem+json` ([`ApiError`]).
 //! Callers authenticate with a bearer token ([`auth`]): the admin token, or a tenant's.

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// The bounds on everything a guest controls during one attempt.
 ///
 /// A tenant has a set of these as its caps; a job may ask for less, never more
-/// ([`Limits::capped_by`]). The defaults are DESIGN.md's sandbox defaults.
+/// ([`Limits::capped_by`]). The defaults are the README's sandbox table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Fuel units the attempt may burn (roughly one per WebAssembly instruction).

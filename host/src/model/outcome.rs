@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Why an attempt failed, as recorded in a job's error history.
 ///
 /// Every kind but [`ErrorKind::Permanent`] is retried with backoff until the job runs out of
-/// attempts (DESIGN.md's outcome table).
+/// attempts (README, "Running jobs"; docs/architecture.md, "A job's path").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
