@@ -1,6 +1,9 @@
 //! Text that comes from a guest or a request and ends up in the database: what PostgreSQL
 //! cannot store is cleaned where it enters, and free text is bounded.
 
+/// The longest failure message kept, in bytes (longer ones are cut and marked).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
 /// What a NUL character becomes in stored text (PostgreSQL's `text` and `jsonb` refuse NUL).
 pub const NUL_REPLACEMENT: char = '\u{FFFD}';
 

@@ -13,11 +13,8 @@ use crate::capabilities::jobs::JobsState;
 use crate::capabilities::log::LogState;
 use crate::capabilities::store::{StoreBackend, StoreState};
 use crate::capabilities::wasi;
-use crate::model::text;
+use crate::model::text::{self, MAX_MESSAGE_BYTES};
 use crate::model::{EnqueuedJob, ErrorKind, JobContext, Limits, LogLine, Outcome, StoreWrite};
-
-/// The longest failure message kept from a guest or a trap; the rest is cut.
-const MAX_MESSAGE_BYTES: usize = 4096;
 
 /// What one attempt did. Its effects are only collected: committing them is the caller's job.
 #[derive(Debug)]

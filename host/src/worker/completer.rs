@@ -256,7 +256,7 @@ async fn poisoned(c: &Completer, batch: &mut Batch, error: StoreError) {
     let failure = Failure {
         message: text::truncated(
             text::without_nul(format!("the outcome could not be stored: {error}")),
-            4096,
+            text::MAX_MESSAGE_BYTES,
         ),
         ..failure
     };
