@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Every guest component the examples and tests use, by crate name.
 RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import contract-0-1-0
 # The host-side crates whose tests `make test` runs.
-TEST_CRATES := spool spool-tests spool-guest spool-guest-macro
+TEST_CRATES := spool spool-devdb spool-tests spool-guest spool-guest-macro
 
 .PHONY: demo test guests bench lint
 
