@@ -192,19 +192,20 @@ async fn wait_state(
     id: Uuid,
     done: impl Fn(JobState) -> bool,
 ) -> spool::model::Job {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = store.job_get(tenant, id).await.unwrap();
-        if done(job.state) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} stuck in {:?}",
-            job.state
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let done = &done;
+    spool_tests::eventually(
+        &format!("job {id} moves on"),
+        Duration::from_secs(60),
+        || async move {
+            let job = store.job_get(tenant, id).await.unwrap();
+            if done(job.state) {
+                Ok(job)
+            } else {
+                Err(format!("{:?}", job.state))
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -320,21 +321,26 @@ async fn a_deadlock_in_a_group_commit_reruns_only_the_job_caught_in_it() {
         async move { store.job_finish_many(&batch, &[], None).await }
     });
     // The commit has locked the caught job's row and now waits for the quota row.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
+    let pool_ref = &pool;
+    spool_tests::eventually(
+        "the group commit waits",
+        Duration::from_secs(30),
+        || async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the group commit never waited");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            )
+            .fetch_one(pool_ref)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                Ok(())
+            } else {
+                Err("no session waits for a lock")
+            }
+        },
+    )
+    .await;
     // Closing the cycle: the other transaction now wants the job's row. It gets it once
     // PostgreSQL has cancelled the commit's part for the caught job.
     sqlx::query("SELECT 1 FROM spool.jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE")

@@ -52,11 +52,19 @@ async fn setup(db: &TestDb, sleep_ms: u64) -> (i64, Uuid) {
 }
 
 async fn wait_for_state(db: &TestDb, t: i64, id: Uuid, state: JobState, within: Duration) {
-    let deadline = Instant::now() + within;
-    while db.store.job_get(t, id).await.unwrap().state != state {
-        assert!(Instant::now() < deadline, "job never became {state:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    spool_tests::eventually(
+        &format!("the job becomes {state:?}"),
+        within,
+        || async move {
+            let now = db.store.job_get(t, id).await.unwrap().state;
+            if now == state {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    )
+    .await
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {

@@ -1,7 +1,7 @@
 //! A fresh database per test, on the server `DATABASE_URL` names (`make test` starts a private
 //! one when it is unset), migrated and dropped again when the test is done.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spool::store::Store;
 use uuid::Uuid;
@@ -69,8 +69,7 @@ pub async fn test_db() -> TestDb {
 
 /// Polls until every job of `ids` (of `tenant`) is finished, or panics after `within`.
 pub async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+    crate::eventually("every job finishes", within, || async move {
         let mut pending = 0;
         for id in ids {
             let job = store.job_get(tenant, *id).await.expect("reading a job");
@@ -79,11 +78,12 @@ pub async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Dur
             }
         }
         if pending == 0 {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{pending} jobs still pending"))
         }
-        assert!(Instant::now() < deadline, "{pending} jobs still pending");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 impl Drop for TestDb {

@@ -9,10 +9,40 @@ pub mod server;
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use spool::capabilities::store::MemoryBackend;
 use spool::model::{DEFAULT_QUEUE, JobContext, Limits};
 use spool::runtime::{Attempt, Prepared, Runtime, RuntimeConfig};
+
+/// How often [`eventually`] checks.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits for something to happen: calls `check` every 20 ms until it returns `Ok`, and returns
+/// its value.
+///
+/// # Panics
+///
+/// When `within` passes first, naming `what` and the last `Err` `check` returned (say, the
+/// state a job is stuck in).
+pub async fn eventually<T, E, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
 
 /// Returns the `spool` binary: `$SPOOL_BIN`, or `debug/spool` in the target directory (which
 /// `make test` builds before the tests run).

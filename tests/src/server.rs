@@ -2,7 +2,7 @@
 //! a test database, for tests that talk HTTP.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use spool::api::{self, ApiConfig, AppState};
@@ -198,16 +198,16 @@ impl TestServer {
         within: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let (status, job) = self.get(&format!("/v1/jobs/{id}"), token).await;
-            assert_eq!(status, 200, "reading job {id}: {job}");
-            if done(&job) {
-                return job;
+        let path = format!("/v1/jobs/{id}");
+        crate::eventually(&format!("job {id} gets there"), within, || {
+            let (path, done) = (&path, &done);
+            async move {
+                let (status, job) = self.get(path, token).await;
+                assert_eq!(status, 200, "reading job {id}: {job}");
+                if done(&job) { Ok(job) } else { Err(job) }
             }
-            assert!(Instant::now() < deadline, "job {id} never got there: {job}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Stops the server and its worker.
