@@ -5,7 +5,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::{PgExecutor, Postgres, Row};
+use sqlx::{PgExecutor, Postgres};
 use uuid::Uuid;
 
 use super::{Result, Store, StoreError, int};
@@ -160,7 +160,7 @@ async fn enqueue_many<'e>(
         backoff_base.push(job.backoff.map(|(base, _)| ms(base)));
         backoff_cap.push(job.backoff.map(|(_, cap)| ms(cap)));
     }
-    let rows = sqlx::query(
+    let rows: Vec<EnqueueRow> = sqlx::query_as(
         "SELECT ord, job_id, state::text AS state, duplicate, conflict
          FROM spool.enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12,
                                  $13, $14)",
@@ -183,13 +183,16 @@ async fn enqueue_many<'e>(
     .await?;
     let mut out = vec![None; n];
     for row in rows {
-        let ord: i32 = row.try_get("ord")?;
-        let state: String = row.try_get("state")?;
-        out[(ord - 1) as usize] = Some(Enqueued {
-            id: row.try_get("job_id")?,
-            state: JobState::parse(&state).ok_or_else(|| StoreError::Database(state.clone()))?,
-            duplicate: row.try_get("duplicate")?,
-            conflict: row.try_get("conflict")?,
+        let slot = usize::try_from(row.ord - 1)
+            .ok()
+            .and_then(|i| out.get_mut(i))
+            .ok_or_else(|| StoreError::Database(format!("enqueue answered row {}", row.ord)))?;
+        *slot = Some(Enqueued {
+            id: row.job_id,
+            state: JobState::parse(&row.state)
+                .ok_or_else(|| StoreError::Database(row.state.clone()))?,
+            duplicate: row.duplicate,
+            conflict: row.conflict,
         });
     }
     out.into_iter()
@@ -267,43 +270,18 @@ impl Store {
             .iter()
             .map(|h| h.1.min(i32::MAX as u32) as i32)
             .collect();
-        let rows = sqlx::query("SELECT * FROM spool.claim($1, $2, $3, $4, $5, $6, $7)")
-            .bind(queue)
-            .bind(limit.min(i32::MAX as u32) as i32)
-            .bind(worker)
-            .bind(ms(lease))
-            .bind(now)
-            .bind(&held_tenants)
-            .bind(&held_counts)
-            .fetch_all(&self.lease_pool)
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                let tenant_limits: Value = row.try_get("tenant_limits")?;
-                let limits: Option<Value> = row.try_get("limits")?;
-                Ok(ClaimedJob {
-                    tenant_id: row.try_get("tenant_id")?,
-                    tenant: row.try_get("tenant")?,
-                    tenant_limits: serde_json::from_value(tenant_limits).unwrap_or_default(),
-                    id: row.try_get("id")?,
-                    queue: row.try_get("queue")?,
-                    handler: row.try_get("handler")?,
-                    handler_version: row.try_get("handler_version")?,
-                    digest: row.try_get("digest")?,
-                    attempt: row.try_get::<i32, _>("attempt")? as u32,
-                    max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
-                    backoff_base_ms: row.try_get::<i64, _>("backoff_base_ms")? as u64,
-                    backoff_cap_ms: row.try_get::<i64, _>("backoff_cap_ms")? as u64,
-                    idempotency_key: row.try_get("idempotency_key")?,
-                    payload: row.try_get("payload")?,
-                    limits: limits
-                        .and_then(|l| serde_json::from_value(l).ok())
-                        .unwrap_or_default(),
-                    run_lease: row.try_get("run_lease")?,
-                    already_done: row.try_get("already_done")?,
-                })
-            })
-            .collect()
+        let rows: Vec<ClaimRow> =
+            sqlx::query_as("SELECT * FROM spool.claim($1, $2, $3, $4, $5, $6, $7)")
+                .bind(queue)
+                .bind(limit.min(i32::MAX as u32) as i32)
+                .bind(worker)
+                .bind(ms(lease))
+                .bind(now)
+                .bind(&held_tenants)
+                .bind(&held_counts)
+                .fetch_all(&self.lease_pool)
+                .await?;
+        Ok(rows.into_iter().map(ClaimedJob::from).collect())
     }
 
     /// Extends the leases of running jobs `(tenant, id, run_lease)` by `lease`; returns the
@@ -353,7 +331,7 @@ impl Store {
                 .iter()
                 .map(|c| c.max_conflicts.min(i32::MAX as u32) as i32)
                 .collect();
-            let rows = sqlx::query(
+            let rows: Vec<(Uuid, String)> = sqlx::query_as(
                 "SELECT job_id, status
                  FROM spool.complete_many($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
@@ -368,12 +346,7 @@ impl Store {
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-            let mut by_id = std::collections::HashMap::with_capacity(rows.len());
-            for row in rows {
-                let id: Uuid = row.try_get("job_id")?;
-                let status: String = row.try_get("status")?;
-                by_id.insert(id, status);
-            }
+            let by_id: std::collections::HashMap<Uuid, String> = rows.into_iter().collect();
             for c in completions {
                 statuses.push(match by_id.get(&c.id).map(String::as_str) {
                     Some("completed") => CompletionStatus::Completed,
@@ -449,12 +422,12 @@ impl Store {
 
     /// Returns a job, from the hot table or history.
     pub async fn job_get(&self, tenant_id: i64, id: Uuid) -> Result<Job> {
-        let row = sqlx::query(include_str!("sql/job_get.sql"))
+        let row: JobRow = sqlx::query_as(include_str!("sql/job_get.sql"))
             .bind(tenant_id)
             .bind(id)
             .fetch_one(&self.pool)
             .await?;
-        job(row)
+        Job::try_from(row)
     }
 
     /// Returns a page of a tenant's jobs, newest first, matching `filter`, with ids below
@@ -472,7 +445,7 @@ impl Store {
         } else {
             include_str!("sql/job_list.sql")
         };
-        let query = sqlx::query(sql)
+        let query = sqlx::query_as::<_, JobRow>(sql)
             .bind(tenant_id)
             .bind(filter.queue.as_deref())
             .bind(filter.handler.as_deref())
@@ -487,7 +460,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(job)
+            .map(Job::try_from)
             .collect()
     }
 
@@ -539,30 +512,123 @@ pub struct JobFilter {
     pub handler: Option<String>,
 }
 
-fn job(row: sqlx::postgres::PgRow) -> Result<Job> {
-    {
-        let state: String = row.try_get("state")?;
-        let errors: Value = row.try_get("errors")?;
+/// A row of `spool.enqueue_many`.
+#[derive(sqlx::FromRow)]
+struct EnqueueRow {
+    ord: i32,
+    job_id: Uuid,
+    state: String,
+    duplicate: bool,
+    conflict: bool,
+}
+
+/// A row of `spool.claim`.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    tenant_id: i64,
+    tenant: String,
+    tenant_limits: Value,
+    id: Uuid,
+    queue: String,
+    handler: String,
+    handler_version: Option<i32>,
+    digest: Option<String>,
+    #[sqlx(try_from = "i32")]
+    attempt: u32,
+    #[sqlx(try_from = "i32")]
+    max_attempts: u32,
+    #[sqlx(try_from = "i64")]
+    backoff_base_ms: u64,
+    #[sqlx(try_from = "i64")]
+    backoff_cap_ms: u64,
+    idempotency_key: String,
+    payload: Vec<u8>,
+    limits: Option<Value>,
+    run_lease: Uuid,
+    already_done: bool,
+}
+
+impl From<ClaimRow> for ClaimedJob {
+    fn from(row: ClaimRow) -> Self {
+        ClaimedJob {
+            tenant_id: row.tenant_id,
+            tenant: row.tenant,
+            // Limits are written by Spool only; a spec this version cannot read runs with
+            // the defaults rather than not at all.
+            tenant_limits: serde_json::from_value(row.tenant_limits).unwrap_or_default(),
+            id: row.id,
+            queue: row.queue,
+            handler: row.handler,
+            handler_version: row.handler_version,
+            digest: row.digest,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            backoff_base_ms: row.backoff_base_ms,
+            backoff_cap_ms: row.backoff_cap_ms,
+            idempotency_key: row.idempotency_key,
+            payload: row.payload,
+            limits: row
+                .limits
+                .and_then(|l| serde_json::from_value(l).ok())
+                .unwrap_or_default(),
+            run_lease: row.run_lease,
+            already_done: row.already_done,
+        }
+    }
+}
+
+/// A row of `job_get.sql`, `job_list.sql` and `job_list_dead.sql`.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    tenant_id: i64,
+    handler: String,
+    queue: String,
+    state: String,
+    #[sqlx(try_from = "i32")]
+    attempt: u32,
+    #[sqlx(try_from = "i32")]
+    max_attempts: u32,
+    #[sqlx(try_from = "i32")]
+    conflicts: u32,
+    priority: i16,
+    idempotency_key: String,
+    payload: Vec<u8>,
+    result: Option<Vec<u8>>,
+    duplicate: bool,
+    errors: Value,
+    logs: Value,
+    parent_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    run_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> Result<Job> {
         Ok(Job {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            handler: row.try_get("handler")?,
-            queue: row.try_get("queue")?,
-            state: JobState::parse(&state).ok_or_else(|| StoreError::Database(state.clone()))?,
-            attempt: row.try_get::<i32, _>("attempt")? as u32,
-            max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
-            conflicts: row.try_get::<i32, _>("conflicts")? as u32,
-            priority: row.try_get("priority")?,
-            idempotency_key: row.try_get("idempotency_key")?,
-            payload: row.try_get("payload")?,
-            result: row.try_get("result")?,
-            duplicate: row.try_get("duplicate")?,
-            errors: serde_json::from_value(errors).unwrap_or_default(),
-            logs: row.try_get("logs")?,
-            parent_id: row.try_get("parent_id")?,
-            created_at: row.try_get("created_at")?,
-            run_at: row.try_get("run_at")?,
-            finished_at: row.try_get("finished_at")?,
+            state: JobState::parse(&row.state)
+                .ok_or_else(|| StoreError::Database(row.state.clone()))?,
+            id: row.id,
+            tenant_id: row.tenant_id,
+            handler: row.handler,
+            queue: row.queue,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            conflicts: row.conflicts,
+            priority: row.priority,
+            idempotency_key: row.idempotency_key,
+            payload: row.payload,
+            result: row.result,
+            duplicate: row.duplicate,
+            errors: serde_json::from_value(row.errors).unwrap_or_default(),
+            logs: row.logs,
+            parent_id: row.parent_id,
+            created_at: row.created_at,
+            run_at: row.run_at,
+            finished_at: row.finished_at,
         })
     }
 }
