@@ -92,8 +92,9 @@ async fn every_second_and_every_minute_schedules_fire_once_per_tick() {
     let t0 = utc("2030-01-01T00:00:00Z");
     create(&db.store, t, &spec("each-second", "* * * * * *", "UTC"), t0).await;
     create(&db.store, t, &spec("each-minute", "* * * * *", "UTC"), t0).await;
-    let m = firer(&db.store, MaintenanceConfig::default());
-    let other = firer(&db.store, MaintenanceConfig::default());
+    let metrics = std::sync::Arc::new(spool::metrics::Metrics::new());
+    let m = firer(&db.store, MaintenanceConfig::default()).with_metrics(metrics.clone());
+    let other = firer(&db.store, MaintenanceConfig::default()).with_metrics(metrics.clone());
     // Passes at uneven moments, some twice at the same moment, some on two "leaders" at once.
     for ms in [400, 1_100, 1_100, 1_900, 3_050, 61_000, 61_500, 120_000] {
         let now = Some(t0 + TimeDelta::milliseconds(ms));
@@ -129,6 +130,15 @@ async fn every_second_and_every_minute_schedules_fire_once_per_tick() {
     assert_eq!(counts.duplicate, 1, "{counts:?}");
     assert_once_each(&jobs_by_tick(&db.store, t, "each-minute").await);
     assert_once_each(&jobs_by_tick(&db.store, t, "each-second").await);
+    // 120 + 2 ticks, then 00:02:01 to 00:02:05, each counted once by whichever fired it.
+    let text = metrics.render(&db.store).await;
+    for line in [
+        "spool_schedule_ticks_total{tenant=\"acme\",outcome=\"enqueued\"} 127",
+        "spool_schedule_ticks_total{tenant=\"acme\",outcome=\"duplicate\"} 1",
+        "spool_schedule_lag_seconds_count{tenant=\"acme\"} 127",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -177,7 +177,7 @@ pub struct ScheduleView {
     pub enabled: bool,
     /// The next tick not yet handled (null when paused or when the expression has none).
     pub next_fire_at: Option<DateTime<Utc>>,
-    /// The next few ticks from now (empty when paused).
+    /// The next few ticks, from `next_fire_at` on (empty when paused).
     pub next_fire_times: Vec<DateTime<Utc>>,
     /// The last tick that enqueued (or found) a job.
     pub last_fired_at: Option<DateTime<Utc>>,
@@ -192,8 +192,17 @@ pub struct ScheduleView {
 impl ScheduleView {
     fn of(s: Schedule, runs: Vec<ScheduleTick>, next: usize) -> ScheduleView {
         let spec = s.spec;
-        let next_fire_times = match (spec.enabled, Cron::parse(&spec.cron, &spec.timezone)) {
-            (true, Ok(cron)) => cron.upcoming(Utc::now(), next),
+        // From the next tick not yet handled: what the leader will fire next, even while it
+        // is overdue (no node leads).
+        let next_fire_times = match (
+            s.next_fire_at.filter(|_| spec.enabled),
+            Cron::parse(&spec.cron, &spec.timezone),
+        ) {
+            (Some(first), Ok(cron)) => {
+                let mut times = vec![first];
+                times.extend(cron.upcoming(first, next.saturating_sub(1)));
+                times
+            }
             _ => vec![],
         };
         ScheduleView {
