@@ -25,44 +25,7 @@ pub struct ScheduleArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ScheduleCommand {
     /// Create a schedule: a job for HANDLER at every tick of a cron expression.
-    Create {
-        /// The schedule's name: 1-64 of A-Za-z0-9._-, starting with a letter or digit.
-        name: String,
-        /// The cron expression: 5 fields (minute hour day month weekday), or 6 with seconds
-        /// first; e.g. '*/15 * * * *', '0 7 * * MON-FRI', '@daily'.
-        #[arg(long)]
-        cron: String,
-        /// The handler each tick's job runs.
-        #[arg(long)]
-        handler: String,
-        /// The IANA time zone the expression is read in [default: UTC].
-        #[arg(long)]
-        timezone: Option<String>,
-        /// Each job's payload, as JSON [default: null].
-        #[arg(long, value_parser = parse_json, value_name = "JSON")]
-        payload: Option<Value>,
-        /// The queue [default: default].
-        #[arg(long)]
-        queue: Option<String>,
-        /// Lower runs first [default: 0].
-        #[arg(long, allow_hyphen_values = true)]
-        priority: Option<i16>,
-        /// Attempts in all [default: the handler's, else 20].
-        #[arg(long)]
-        max_attempts: Option<u32>,
-        /// Per-attempt limits, as JSON (e.g. '{"timeout_ms": 5000}').
-        #[arg(long, value_parser = parse_json, value_name = "JSON")]
-        limits: Option<Value>,
-        /// Whether a tick fires while the previous tick's job is pending or running.
-        #[arg(long, value_parser = ["skip", "allow"])]
-        overlap: Option<String>,
-        /// What happens to ticks missed while no node ran.
-        #[arg(long, value_parser = ["none", "latest", "all"])]
-        catch_up: Option<String>,
-        /// Create it paused.
-        #[arg(long)]
-        paused: bool,
-    },
+    Create(Box<CreateArgs>),
     /// List the schedules with their next fire time and last runs.
     List,
     /// Show a schedule, its next fire times and its last runs.
@@ -85,6 +48,47 @@ enum ScheduleCommand {
         /// The schedule's name.
         name: String,
     },
+}
+
+/// Arguments of `spool schedule create`.
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// The schedule's name: 1-64 of A-Za-z0-9._-, starting with a letter or digit.
+    name: String,
+    /// The cron expression: 5 fields (minute hour day month weekday), or 6 with seconds
+    /// first; e.g. '*/15 * * * *', '0 7 * * MON-FRI', '@daily'.
+    #[arg(long)]
+    cron: String,
+    /// The handler each tick's job runs.
+    #[arg(long)]
+    handler: String,
+    /// The IANA time zone the expression is read in [default: UTC].
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Each job's payload, as JSON [default: null].
+    #[arg(long, value_parser = parse_json, value_name = "JSON")]
+    payload: Option<Value>,
+    /// The queue [default: default].
+    #[arg(long)]
+    queue: Option<String>,
+    /// Lower runs first [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    priority: Option<i16>,
+    /// Attempts in all [default: the handler's, else 20].
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Per-attempt limits, as JSON (e.g. '{"timeout_ms": 5000}').
+    #[arg(long, value_parser = parse_json, value_name = "JSON")]
+    limits: Option<Value>,
+    /// Whether a tick fires while the previous tick's job is pending or running.
+    #[arg(long, value_parser = ["skip", "allow"])]
+    overlap: Option<String>,
+    /// What happens to ticks missed while no node ran.
+    #[arg(long, value_parser = ["none", "latest", "all"])]
+    catch_up: Option<String>,
+    /// Create it paused.
+    #[arg(long)]
+    paused: bool,
 }
 
 /// A run, as the API answers it.
@@ -134,20 +138,21 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let client = args.conn.client(false)?;
     let json = args.conn.json;
     match args.command {
-        ScheduleCommand::Create {
-            name,
-            cron,
-            handler,
-            timezone,
-            payload,
-            queue,
-            priority,
-            max_attempts,
-            limits,
-            overlap,
-            catch_up,
-            paused,
-        } => {
+        ScheduleCommand::Create(args) => {
+            let CreateArgs {
+                name,
+                cron,
+                handler,
+                timezone,
+                payload,
+                queue,
+                priority,
+                max_attempts,
+                limits,
+                overlap,
+                catch_up,
+                paused,
+            } = *args;
             let mut body = json!({"name": name, "cron": cron, "handler": handler});
             let optional = [
                 ("timezone", timezone.map(Value::from)),
