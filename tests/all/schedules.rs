@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use spool::alerts::{Alerts, AlertsConfig};
 use spool::maintenance::{Maintenance, MaintenanceConfig, TickCounts};
 use spool::model::schedule::{CatchUp, Cron, Overlap};
-use spool::model::{ErrorKind, JobState};
+use spool::model::{ErrorKind, JobState, TenantLimitSpec};
 use spool::store::{Failure, JobFilter, ScheduleSpec, Store};
 use spool_tests::db::test_db;
-use spool_tests::factory::tenant_with_handlers;
+use spool_tests::factory::{put_handler, tenant_with_handlers};
 use spool_tests::server::{ADMIN_TOKEN, Options, TestServer};
 use spool_tests::{cache_dir, spool_bin, terminate};
 
@@ -227,6 +227,40 @@ async fn overlap_skip_holds_a_tick_while_the_last_run_is_pending() {
         times(&jobs_by_tick(&db.store, t, "sync").await),
         ["2030-01-01T00:00:01Z", "2030-01-01T00:00:04Z"]
     );
+}
+
+#[tokio::test]
+async fn ticks_are_held_to_the_tenants_quotas_like_any_enqueue() {
+    let db = test_db().await;
+    let limits = TenantLimitSpec {
+        max_queued: Some(1),
+        ..TenantLimitSpec::default()
+    };
+    let t = db
+        .store
+        .tenant_create("acme", &limits, None)
+        .await
+        .unwrap()
+        .id;
+    put_handler(&db.store, t, "hello").await;
+    let t0 = utc("2030-01-01T00:00:00Z");
+    create(&db.store, t, &spec("sync", "* * * * * *", "UTC"), t0).await;
+    let m = firer(&db.store, MaintenanceConfig::default());
+    let at = |s: i64| Some(t0 + TimeDelta::seconds(s));
+    assert_eq!(m.schedules_once(at(1)).await.unwrap().enqueued, 1);
+    // One job pending is the tenant's cap: the next tick is refused, recorded, not retried.
+    let counts = m.schedules_once(at(2)).await.unwrap();
+    assert_eq!((counts.enqueued, counts.refused), (0, 1), "{counts:?}");
+    let runs = db.store.schedule_ticks_recent(t, None, 10).await.unwrap();
+    assert_eq!(runs[0].outcome, "refused");
+    assert!(
+        runs[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("queued-jobs cap reached")),
+        "{runs:?}"
+    );
+    assert_eq!(jobs_by_tick(&db.store, t, "sync").await.len(), 1);
 }
 
 #[tokio::test]
