@@ -48,7 +48,10 @@ async fn create(store: &Store, tenant: i64, spec: &ScheduleSpec, at: DateTime<Ut
     let next = Cron::parse(&spec.cron, &spec.timezone)
         .unwrap()
         .next_after(at);
-    store.schedule_upsert(tenant, spec, next).await.unwrap();
+    store
+        .schedule_upsert(tenant, spec, next, false)
+        .await
+        .unwrap();
 }
 
 fn firer(store: &Store, config: MaintenanceConfig) -> Maintenance {
@@ -120,7 +123,7 @@ async fn every_second_and_every_minute_schedules_fire_once_per_tick() {
     // finds the tick's job by its key and makes no second one.
     let s = db.store.schedule_get(t, "each-minute").await.unwrap();
     db.store
-        .schedule_upsert(t, &s.spec, Some(utc("2030-01-01T00:02:00Z")))
+        .schedule_upsert(t, &s.spec, Some(utc("2030-01-01T00:02:00Z")), false)
         .await
         .unwrap();
     let counts = m
@@ -130,6 +133,16 @@ async fn every_second_and_every_minute_schedules_fire_once_per_tick() {
     assert_eq!(counts.duplicate, 1, "{counts:?}");
     assert_once_each(&jobs_by_tick(&db.store, t, "each-minute").await);
     assert_once_each(&jobs_by_tick(&db.store, t, "each-second").await);
+    // A change that keeps the timing (from a read older than the leader's last pass) keeps
+    // the next tick the leader moved on to.
+    let s = db.store.schedule_get(t, "each-minute").await.unwrap();
+    let (kept, created) = db
+        .store
+        .schedule_upsert(t, &s.spec, Some(t0), true)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(kept.next_fire_at, Some(utc("2030-01-01T00:03:00Z")));
     // 120 + 2 ticks, then 00:02:01 to 00:02:05, each counted once by whichever fired it.
     let text = metrics.render(&db.store).await;
     for line in [

@@ -327,12 +327,17 @@ fn spec_of(req: ScheduleRequest, name: String, enabled: bool) -> ApiResult<Sched
     })
 }
 
-/// The next tick to store for `spec`: `old`'s when its timing did not change (so that
-/// deploying the same schedule twice changes nothing), else the first after now; none while
-/// paused.
-fn next_fire_at(cron: &Cron, spec: &ScheduleSpec, old: Option<&Schedule>) -> Option<DateTime<Utc>> {
+/// The next tick to store for `spec`, and whether a stored schedule keeps its own: it does
+/// when its timing did not change (so that deploying the same schedule twice changes nothing,
+/// and a tick the leader fired meanwhile is not handed back), else it is the first after now;
+/// none while paused.
+fn next_fire_at(
+    cron: &Cron,
+    spec: &ScheduleSpec,
+    old: Option<&Schedule>,
+) -> (Option<DateTime<Utc>>, bool) {
     if !spec.enabled {
-        return None;
+        return (None, false);
     }
     match old {
         Some(o)
@@ -341,9 +346,9 @@ fn next_fire_at(cron: &Cron, spec: &ScheduleSpec, old: Option<&Schedule>) -> Opt
                 && o.spec.timezone == spec.timezone
                 && o.next_fire_at.is_some() =>
         {
-            o.next_fire_at
+            (o.next_fire_at, true)
         }
-        _ => cron.next_after(Utc::now()),
+        _ => (cron.next_after(Utc::now()), false),
     }
 }
 
@@ -378,9 +383,12 @@ async fn store(
     state: &State,
     tenant: &Tenant,
     spec: &ScheduleSpec,
-    next: Option<DateTime<Utc>>,
+    (next, keep): (Option<DateTime<Utc>>, bool),
 ) -> ApiResult<(ScheduleView, bool)> {
-    let (stored, created) = state.store.schedule_upsert(tenant.id, spec, next).await?;
+    let (stored, created) = state
+        .store
+        .schedule_upsert(tenant.id, spec, next, keep)
+        .await?;
     Ok((view(state, tenant, stored).await?, created))
 }
 
@@ -444,7 +452,7 @@ pub async fn put(
     let next = next_fire_at(&cron, &spec, old.as_ref());
     if let Some(o) = &old
         && o.spec == spec
-        && o.next_fire_at.filter(|_| spec.enabled) == next
+        && (next.1 || !spec.enabled)
     {
         return Ok((
             StatusCode::OK,

@@ -173,13 +173,15 @@ fn schedule(row: &PgRow) -> Result<Schedule> {
 
 impl Store {
     /// Creates tenant `tenant_id`'s schedule `spec.name`, or replaces the settings of the one
-    /// of that name (what its ticks recorded stays), with `next_fire_at` as its next tick.
-    /// Returns it, and whether it was created.
+    /// of that name (what its ticks recorded stays), with `next_fire_at` as its next tick; with
+    /// `keep_next`, a stored schedule keeps the next tick it has (its timing did not change:
+    /// a leader may have moved it on meanwhile). Returns it, and whether it was created.
     pub async fn schedule_upsert(
         &self,
         tenant_id: i64,
         spec: &ScheduleSpec,
         next_fire_at: Option<DateTime<Utc>>,
+        keep_next: bool,
     ) -> Result<(Schedule, bool)> {
         let row = sqlx::query(include_str!("sql/schedule_upsert.sql"))
             .bind(tenant_id)
@@ -199,6 +201,7 @@ impl Store {
             .bind(spec.catch_up.as_str())
             .bind(spec.enabled)
             .bind(next_fire_at)
+            .bind(keep_next)
             .fetch_one(&self.pool)
             .await?;
         Ok((schedule(&row)?, row.try_get("created")?))
