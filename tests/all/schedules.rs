@@ -608,6 +608,53 @@ async fn bad_input_is_a_422_naming_the_bad_field() {
     s.stop().await;
 }
 
+#[tokio::test]
+async fn a_tenant_may_have_at_most_a_thousand_schedules() {
+    let s = TestServer::start_api(spool::api::ApiConfig::default()).await;
+    let token = tenant(&s, "acme").await;
+    let id = s.db.store.tenant_get("acme").await.unwrap().id;
+    s.db.store
+        .admin_execute(&format!(
+            "INSERT INTO spool.schedules (tenant_id, name, cron, handler) \
+             SELECT {id}, 's' || g, '0 3 * * *', 'hello' FROM generate_series(1, 1000) g"
+        ))
+        .await
+        .unwrap();
+    let body = json!({"name": "one-more", "cron": "0 3 * * *", "handler": "hello"});
+    let (status, problem) = s.post("/v1/schedules", &token, body.clone()).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("name: this tenant has 1000 schedules"),
+        "{problem}"
+    );
+    let (status, _) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/schedules/one-more",
+            &token,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 422);
+    // Replacing one it has is no new schedule.
+    let (status, replaced) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/schedules/s1",
+            &token,
+            Some(json!({"cron": "0 4 * * *", "handler": "hello"})),
+        )
+        .await;
+    assert_eq!(
+        (status, replaced["cron"].as_str()),
+        (200, Some("0 4 * * *"))
+    );
+    s.stop().await;
+}
+
 /// Runs the `spool` binary with `args` against `url` as the tenant whose token is `token`.
 async fn spool(
     url: &str,
