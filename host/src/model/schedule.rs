@@ -301,29 +301,39 @@ impl Cron {
         if from > now {
             return vec![];
         }
-        // Walk back over local times from now to about where the newest SCAN_MAX ticks start
-        // (cheap even after a long downtime), then forward from a little before, which is how
-        // ticks are defined.
-        let mut start = from;
+        // Usually a tick or two: walk forward from `from`, which is how ticks are defined.
+        let mut ticks = std::collections::VecDeque::new();
+        let mut at = from - TimeDelta::seconds(1);
+        while ticks.len() < SCAN_MAX {
+            let Some(t) = self.next_after(at).filter(|t| *t <= now) else {
+                break;
+            };
+            ticks.push_back(t);
+            at = t;
+        }
+        if ticks.len() < SCAN_MAX || self.next_after(at).is_none_or(|t| t > now) {
+            return ticks.into();
+        }
+        // A long downtime: walk back over local times from now to about where the newest
+        // SCAN_MAX ticks start (cheap however long it was), then forward from a little before.
         let mut local = now.naive_utc() + self.offset(now) + TimeDelta::seconds(1);
-        let oldest = from.naive_utc() + self.offset(from) - SHIFT_MAX;
         for _ in 0..SCAN_MAX {
             match self.naive_previous(local) {
-                Some(previous) if previous >= oldest => local = previous,
-                _ => break,
+                Some(previous) => local = previous,
+                None => break,
             }
         }
         let estimate = Utc.from_utc_datetime(&local) - self.offset(now) - SHIFT_MAX;
-        start = start.max(estimate);
-        let mut ticks = std::collections::VecDeque::new();
-        let mut at = start - TimeDelta::seconds(1);
+        if estimate > at {
+            // What lies between is older than the newest SCAN_MAX ticks.
+            ticks.clear();
+            at = estimate;
+        }
         while let Some(t) = self.next_after(at).filter(|t| *t <= now) {
-            if t >= from {
-                if ticks.len() == SCAN_MAX {
-                    ticks.pop_front();
-                }
-                ticks.push_back(t);
+            if ticks.len() == SCAN_MAX {
+                ticks.pop_front();
             }
+            ticks.push_back(t);
             at = t;
         }
         ticks.into()
@@ -509,6 +519,21 @@ mod tests {
         assert_eq!(plan.fire.len(), CATCH_UP_MAX);
         assert_eq!(*plan.fire.last().unwrap(), now);
         assert_eq!(plan.missed as usize, SCAN_MAX - CATCH_UP_MAX);
+    }
+
+    #[test]
+    fn after_a_long_downtime_the_latest_missed_tick_is_the_last_one_due() {
+        let minutely = Cron::parse("* * * * *", "Europe/Berlin").unwrap();
+        let from = utc("2026-03-20T00:01:00Z");
+        // Nine days down, a DST change among them: far more than SCAN_MAX ticks.
+        let now = utc("2026-03-29T12:00:30Z");
+        let plan = minutely.plan(from, now, Duration::from_secs(10), CatchUp::Latest);
+        assert_eq!(times(&plan.fire), ["2026-03-29T12:00:00Z"]);
+        assert_eq!(plan.missed as usize, SCAN_MAX - 1);
+        assert_eq!(plan.next, Some(utc("2026-03-29T12:01:00Z")));
+        let all = minutely.plan(from, now, Duration::from_secs(10), CatchUp::All);
+        assert_eq!(all.fire.len(), CATCH_UP_MAX);
+        assert_eq!(all.fire[0], utc("2026-03-29T10:21:00Z"));
     }
 
     #[test]
