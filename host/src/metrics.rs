@@ -9,6 +9,9 @@
 //!   `spool_jobs_dead_lettered_total` and `spool_jobs_duplicate_total` (the worker, as it
 //!   commits outcomes), `spool_attempt_errors_total` (also by error kind), and
 //!   `spool_store_conflicts_total` (by tenant: attempts that lost a race on a store key).
+//!   `spool_schedule_ticks_total` (by tenant and outcome: `enqueued`, `duplicate`, `skipped`,
+//!   `refused`, `missed`) and `spool_schedule_lag_seconds` (by tenant: from a tick's time to
+//!   its job's enqueue), counted by the maintenance leader that fired them.
 //! - **Histograms per attempt**, by tenant, queue, handler and outcome (`ok`, `retry`,
 //!   `permanent`, `trap`): `spool_attempt_duration_seconds` and `spool_attempt_fuel_consumed`.
 //! - **Gauges read at scrape time**: the backlog per tenant, queue and state
@@ -105,6 +108,13 @@ struct QueueStateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TickLabels {
+    tenant: String,
+    /// `enqueued`, `duplicate`, `skipped`, `refused` or `missed`.
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -113,6 +123,11 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Attempt durations: 1 ms to about 65 s, doubling (the default timeout is 30 s).
 fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Schedule lag: 1 ms to about 65 s, doubling (a tick is on time within a minute).
+fn lag_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
@@ -136,6 +151,8 @@ pub struct Metrics {
     attempt_errors: Family<ErrorLabels, Counter>,
     attempt_duration: HistogramFamily<AttemptLabels>,
     attempt_fuel: HistogramFamily<AttemptLabels>,
+    schedule_ticks: Family<TickLabels, Counter>,
+    schedule_lag: HistogramFamily<TenantLabels>,
     queue_jobs: Family<QueueStateLabels, Gauge>,
     oldest_available: Family<QueueLabels, Gauge<f64, AtomicU64>>,
     dead_letter: Family<QueueLabels, Gauge>,
@@ -178,6 +195,8 @@ impl Metrics {
             attempt_errors: Family::default(),
             attempt_duration: Family::new_with_constructor(duration_histogram),
             attempt_fuel: Family::new_with_constructor(fuel_histogram),
+            schedule_ticks: Family::default(),
+            schedule_lag: Family::new_with_constructor(lag_histogram),
             queue_jobs: Family::default(),
             oldest_available: Family::default(),
             dead_letter: Family::default(),
@@ -237,6 +256,17 @@ impl Metrics {
             "attempt_fuel_consumed",
             "Fuel burned by attempts in the sandbox",
             m.attempt_fuel.clone(),
+        );
+        r.register(
+            "schedule_ticks",
+            "Ticks of cron schedules handled by the maintenance leader, by outcome",
+            m.schedule_ticks.clone(),
+        );
+        r.register_with_unit(
+            "schedule_lag",
+            "Time from a schedule's tick to its job's enqueue",
+            Unit::Seconds,
+            m.schedule_lag.clone(),
         );
         r.register(
             "queue_jobs",
@@ -308,6 +338,26 @@ impl Metrics {
                 .get_or_create(&JobLabels::new(tenant, queue, handler))
                 .inc_by(n);
         }
+    }
+
+    /// Counts `n` ticks of `tenant`'s schedules that came to `outcome`.
+    pub(crate) fn schedule_ticks(&self, tenant: &str, outcome: &str, n: u64) {
+        self.schedule_ticks
+            .get_or_create(&TickLabels {
+                tenant: tenant.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Records how long after its tick a schedule of `tenant`'s enqueued its job.
+    pub(crate) fn schedule_lag(&self, tenant: &str, lag: Duration) {
+        let labels = TenantLabels {
+            tenant: tenant.to_string(),
+        };
+        self.schedule_lag
+            .get_or_create(&labels)
+            .observe(lag.as_secs_f64());
     }
 
     /// Counts a job committed as completed.

@@ -649,6 +649,64 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
     assert_eq!(picked.as_deref(), Some("acme"));
     overview_matches_api(&spool, &browser, &token).await;
 
+    // The schedules view lists the tenant's schedules with their next fire and last runs
+    // (issue 14): one tick fired by maintenance driven to the schedule's first tick.
+    let created = spool
+        .call(
+            &token,
+            "POST",
+            "/v1/schedules",
+            Some(
+                json!({"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
+                        "handler": "hello", "payload": {"greeting": "nightly"}}),
+            ),
+        )
+        .await;
+    let first: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(created["next_fire_at"].clone()).expect("a next fire time");
+    spool::maintenance::Maintenance::new(Default::default(), db.store.clone())
+        .schedules_once(Some(first + chrono::TimeDelta::seconds(1)))
+        .await
+        .expect("firing the schedule");
+    find(&browser, "a[data-nav=schedules]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let row = find(&browser, "#schedules tbody tr[data-schedule=nightly]").await;
+    assert_eq!(
+        row.attr("data-state").await.unwrap().as_deref(),
+        Some("active")
+    );
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("0 3 * * *") && text.contains("Europe/Berlin"),
+        "{text}"
+    );
+    let next = find(
+        &browser,
+        "#schedules tr[data-schedule=nightly] td.next-fire time",
+    )
+    .await;
+    let shown: chrono::DateTime<chrono::Utc> = next
+        .attr("datetime")
+        .await
+        .unwrap()
+        .expect("a datetime")
+        .parse()
+        .unwrap();
+    assert!(shown > first, "the next fire after the one fired: {shown}");
+    let run = find(
+        &browser,
+        "#schedules tr[data-schedule=nightly] td.runs .state",
+    )
+    .await;
+    let state = run.attr("data-state").await.unwrap().unwrap_or_default();
+    assert!(
+        ["available", "running", "completed"].contains(&state.as_str()),
+        "{state}"
+    );
+
     browser.close().await.expect("closing the browser");
     drop(driver);
     spool.stop().await;

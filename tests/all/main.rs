@@ -25,6 +25,7 @@ mod openapi;
 mod outcomes;
 mod python;
 mod restart;
+mod schedules;
 mod shutdown;
 mod store_quota;
 mod validation;

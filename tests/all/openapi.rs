@@ -128,6 +128,14 @@ async fn bad_requests_get_a_documented_status_and_never_a_5xx() {
         .await;
     assert_eq!(status, 201);
     let foreign_job = theirs["id"].as_str().unwrap().to_string();
+    let (status, _) = s
+        .post(
+            "/v1/schedules",
+            &other,
+            json!({"name": "theirs", "cron": "0 3 * * *", "handler": "theirs"}),
+        )
+        .await;
+    assert_eq!(status, 201);
     let unknown = spool::api::new_token().0;
     let big = {
         let mut b = b"{\"pad\": \"".to_vec();
@@ -232,6 +240,12 @@ async fn bad_requests_get_a_documented_status_and_never_a_5xx() {
     // Nothing of the other tenant's moved.
     let (_, job) = s.get(&format!("/v1/jobs/{foreign_job}"), &other).await;
     assert_eq!(job["state"], "available", "{job}");
+    let (_, schedule) = s.get("/v1/schedules/theirs", &other).await;
+    assert_eq!(
+        (schedule["enabled"].as_bool(), schedule["cron"].as_str()),
+        (Some(true), Some("0 3 * * *")),
+        "{schedule}"
+    );
     s.stop().await;
 }
 

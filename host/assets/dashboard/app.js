@@ -282,13 +282,13 @@ function signOut(reason) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Routing: #/overview, #/jobs, #/job/ID, #/dead, #/alerts
+// Routing: #/overview, #/jobs, #/job/ID, #/schedules, #/dead, #/alerts
 
 function route() {
   if (!session.token) return;
   const hash = location.hash.replace(/^#\/?/, "");
   const [view, ...rest] = hash.split("/");
-  const name = ["overview", "jobs", "job", "dead", "alerts"].includes(view) ? view : "overview";
+  const name = ["overview", "jobs", "job", "schedules", "dead", "alerts"].includes(view) ? view : "overview";
   for (const section of $$("main > section")) show(section, section.dataset.view === name);
   for (const link of $$("#nav a")) {
     link.classList.toggle("active", link.dataset.nav === name || (name === "job" && link.dataset.nav === "jobs"));
@@ -298,6 +298,7 @@ function route() {
   if (name === "overview") refresh();
   else if (name === "jobs") loadJobs(true);
   else if (name === "dead") loadDead(true);
+  else if (name === "schedules") loadSchedules();
   else if (name === "alerts") loadAlerts();
   else if (name === "job") loadJob(decodeURIComponent(rest.join("/")));
 }
@@ -447,6 +448,7 @@ function alertFigure(rule, value) {
   if (value === null || value === undefined || Number.isNaN(n)) return "—";
   if (rule === "failure_rate") return `${rateFormat.format(n * 100)} %`;
   if (rule === "backlog_age") return age(n * 1000);
+  if (rule === "schedule_failing") return `${numberFormat.format(n)} runs`;
   return numberFormat.format(n);
 }
 
@@ -706,6 +708,38 @@ async function deadAction(action, body) {
     $("#flash").dataset.count = String(count);
   }
   await loadDead(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules
+
+/** One recent run: the job's state (a link to the job) or, without a job, the tick's outcome. */
+function runBadge(run) {
+  const state = run.job_state || run.outcome;
+  const badge = h("span", { class: `state state-${state}`, dataset: { state }, title: `${run.tick_at}: ${run.outcome}${run.detail ? ` (${run.detail})` : ""}` }, state);
+  return run.job_id && run.outcome !== "skipped"
+    ? h("a", { href: `#/job/${encodeURIComponent(run.job_id)}`, class: "job-link" }, badge)
+    : badge;
+}
+
+async function loadSchedules() {
+  await guarded(async () => {
+    const data = await api("GET", "/v1/schedules");
+    const schedules = data.schedules || [];
+    $("#schedules tbody").replaceChildren(...schedules.map((s) => {
+      const state = s.enabled ? "active" : "paused";
+      return h("tr", { dataset: { schedule: s.name, state } },
+        h("td", {}, s.name),
+        h("td", {}, h("code", {}, s.cron)),
+        h("td", {}, s.timezone),
+        h("td", {}, s.handler),
+        h("td", {}, h("span", { class: `state schedule-${state}` }, state)),
+        h("td", { class: "next-fire" }, when((s.next_fire_times || [])[0])),
+        h("td", { class: "last-fire" }, when(s.last_fired_at)),
+        h("td", { class: "runs" }, ...(s.last_runs || []).map(runBadge)));
+    }));
+    show($("#schedules-empty"), schedules.length === 0);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

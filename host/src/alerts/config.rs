@@ -17,6 +17,9 @@
 //!
 //! [alerts.backlog_age]         # how long the oldest available job has waited
 //! threshold = "5m"
+//!
+//! [alerts.schedule_failing]    # a cron schedule's last runs all ended dead
+//! runs = 3
 //! ```
 //!
 //! Durations are whole seconds (`30`) or a number with a unit: `ms`, `s`, `m`, `h`, `d`
@@ -66,6 +69,8 @@ pub struct AlertsConfig {
     pub dead_letter_growth: DeadLetterGrowthRule,
     /// A backlog nobody works off.
     pub backlog_age: BacklogAgeRule,
+    /// A schedule whose runs keep failing.
+    pub schedule_failing: ScheduleFailingRule,
 }
 
 impl AlertsConfig {
@@ -140,6 +145,9 @@ impl AlertsConfig {
         if self.backlog_age.threshold.is_zero() {
             return invalid("backlog_age.threshold", "must be more than zero");
         }
+        if !(1..=ScheduleFailingRule::RUNS_MAX).contains(&self.schedule_failing.runs) {
+            return invalid("schedule_failing.runs", "must be from 1 to 50");
+        }
         Ok(())
     }
 }
@@ -159,6 +167,7 @@ impl Default for AlertsConfig {
             failure_rate: FailureRateRule::default(),
             dead_letter_growth: DeadLetterGrowthRule::default(),
             backlog_age: BacklogAgeRule::default(),
+            schedule_failing: ScheduleFailingRule::default(),
         }
     }
 }
@@ -232,6 +241,32 @@ impl Default for BacklogAgeRule {
         BacklogAgeRule {
             enabled: true,
             threshold: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Fires when the last `runs` finished runs of a cron schedule all ended dead (its jobs used
+/// up their attempts or failed permanently); resolves when one of its last runs completes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleFailingRule {
+    /// Whether the rule is evaluated. Default true.
+    pub enabled: bool,
+    /// How many runs in a row must have failed, from 1 to 50. Default 3.
+    pub runs: u32,
+}
+
+impl ScheduleFailingRule {
+    /// The most runs the rule may look at (a schedule keeps the outcomes of its last 50
+    /// ticks).
+    pub const RUNS_MAX: u32 = 50;
+}
+
+impl Default for ScheduleFailingRule {
+    fn default() -> Self {
+        ScheduleFailingRule {
+            enabled: true,
+            runs: 3,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Built-in alerts (docs/alerts.md): rules over every queue of every tenant —
-//! failure rate over a window, dead-letter growth, backlog age — evaluated by one leader at a
+//! failure rate over a window, dead-letter growth, backlog age — and over every cron schedule
+//! (its last runs all failed), evaluated by one leader at a
 //! time, firing and resolving a webhook, and listed at `GET /v1/alerts`.
 //!
 //! The state of every alert lives in PostgreSQL (`spool.alerts`), so every host lists the same
@@ -34,9 +35,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     AlertsConfig, AlertsConfigError, BacklogAgeRule, DeadLetterGrowthRule, FailureRateRule,
-    parse_duration,
+    ScheduleFailingRule, parse_duration,
 };
-pub use rules::{Observation, Rule, Verdict, observe};
+pub use rules::{Observation, Rule, Verdict, observe, observe_schedule};
 pub use webhook::Notification;
 
 use crate::model::RetryPolicy;
@@ -168,35 +169,62 @@ impl Alerts {
             .map(|a| (a.key.clone(), a))
             .collect();
         let mut still = Vec::new();
+        let mut observed = Vec::new();
         for f in &figures {
-            for rule in Rule::ALL.into_iter().filter(|r| r.enabled(c)) {
-                let o = observe(rule, c, f);
-                let value = alert_value(rule, f, o.clone());
-                let was_firing = firing.remove(&value.key).is_some();
-                match (o.verdict, was_firing) {
-                    (Verdict::Fire, false) => {
-                        if self.store.alert_fire(&value, notify, now).await? {
-                            done.fired += 1;
-                            tracing::warn!(
-                                rule = %rule, tenant = %f.tenant, queue = %f.queue,
-                                value = o.value, threshold = o.threshold,
-                                "alert firing: {}", o.description
-                            );
-                        }
+            for rule in Rule::QUEUE.into_iter().filter(|r| r.enabled(c)) {
+                observed.push((
+                    rule,
+                    f.tenant.clone(),
+                    alert_value(rule, f, observe(rule, c, f)),
+                ));
+            }
+        }
+        if Rule::ScheduleFailing.enabled(c) {
+            let schedules = self
+                .store
+                .schedule_failures(c.schedule_failing.runs)
+                .await?;
+            for f in &schedules {
+                let o = observe_schedule(c, f);
+                let value = AlertValue {
+                    key: AlertKey {
+                        tenant_id: f.tenant_id,
+                        rule: Rule::ScheduleFailing.as_str().to_string(),
+                        queue: f.schedule.clone(),
+                    },
+                    value: o.value,
+                    threshold: o.threshold,
+                    description: o.description.clone(),
+                };
+                observed.push((Rule::ScheduleFailing, f.tenant.clone(), (value, o)));
+            }
+        }
+        for (rule, tenant, (value, o)) in observed {
+            let was_firing = firing.remove(&value.key).is_some();
+            let scope = &value.key.queue;
+            match (o.verdict, was_firing) {
+                (Verdict::Fire, false) => {
+                    if self.store.alert_fire(&value, notify, now).await? {
+                        done.fired += 1;
+                        tracing::warn!(
+                            rule = %rule, %tenant, queue = %scope,
+                            value = o.value, threshold = o.threshold,
+                            "alert firing: {}", o.description
+                        );
                     }
-                    (Verdict::Fire | Verdict::Hold, true) => still.push(value),
-                    (Verdict::Resolve, true) => {
-                        if self.store.alert_resolve(&value, notify, now).await? {
-                            done.resolved += 1;
-                            tracing::info!(
-                                rule = %rule, tenant = %f.tenant, queue = %f.queue,
-                                value = o.value, threshold = o.threshold,
-                                "alert resolved: {}", o.description
-                            );
-                        }
-                    }
-                    (Verdict::Hold | Verdict::Resolve, false) => {}
                 }
+                (Verdict::Fire | Verdict::Hold, true) => still.push(value),
+                (Verdict::Resolve, true) => {
+                    if self.store.alert_resolve(&value, notify, now).await? {
+                        done.resolved += 1;
+                        tracing::info!(
+                            rule = %rule, %tenant, queue = %scope,
+                            value = o.value, threshold = o.threshold,
+                            "alert resolved: {}", o.description
+                        );
+                    }
+                }
+                (Verdict::Hold | Verdict::Resolve, false) => {}
             }
         }
         // Firing alerts left over: their queue has had no activity over the windows and has
@@ -213,7 +241,7 @@ impl Alerts {
                         dead: 0,
                         oldest_available_age: None,
                     };
-                    alert_value(rule, &quiet, observe(rule, c, &quiet))
+                    alert_value(rule, &quiet, observe(rule, c, &quiet)).0
                 }
                 None => AlertValue {
                     key,
@@ -427,8 +455,8 @@ impl Alerts {
     }
 }
 
-fn alert_value(rule: Rule, figures: &AlertFigures, o: Observation) -> AlertValue {
-    AlertValue {
+fn alert_value(rule: Rule, figures: &AlertFigures, o: Observation) -> (AlertValue, Observation) {
+    let value = AlertValue {
         key: AlertKey {
             tenant_id: figures.tenant_id,
             rule: rule.as_str().to_string(),
@@ -436,6 +464,7 @@ fn alert_value(rule: Rule, figures: &AlertFigures, o: Observation) -> AlertValue
         },
         value: o.value,
         threshold: o.threshold,
-        description: o.description,
-    }
+        description: o.description.clone(),
+    };
+    (value, o)
 }

@@ -1,12 +1,14 @@
-//! The built-in rules: what each makes of one queue's figures. Pure logic, no I/O.
+//! The built-in rules: what each makes of one queue's figures (or, for `schedule_failing`, of
+//! one schedule's last runs). Pure logic, no I/O.
 
 use std::fmt;
 use std::time::Duration;
 
 use super::AlertsConfig;
-use crate::store::AlertFigures;
+use crate::store::{AlertFigures, ScheduleFailures};
 
-/// A built-in alert rule. Each is evaluated per queue of each tenant.
+/// A built-in alert rule. Each is evaluated per queue of each tenant, but `ScheduleFailing`,
+/// per schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
     /// Failed attempts over completed and failed ones, over a window, above a threshold.
@@ -15,19 +17,31 @@ pub enum Rule {
     DeadLetterGrowth,
     /// The oldest available job has waited longer than a threshold.
     BacklogAge,
+    /// A schedule's last N finished runs all ended dead. Its alert's scope (stored as its
+    /// `queue`) is the schedule's name.
+    ScheduleFailing,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 3] = [Rule::FailureRate, Rule::DeadLetterGrowth, Rule::BacklogAge];
+    pub const ALL: [Rule; 4] = [
+        Rule::FailureRate,
+        Rule::DeadLetterGrowth,
+        Rule::BacklogAge,
+        Rule::ScheduleFailing,
+    ];
+
+    /// The rules evaluated per queue.
+    pub const QUEUE: [Rule; 3] = [Rule::FailureRate, Rule::DeadLetterGrowth, Rule::BacklogAge];
 
     /// Returns the rule's name, as stored, shown and sent: `failure_rate`,
-    /// `dead_letter_growth` or `backlog_age`.
+    /// `dead_letter_growth`, `backlog_age` or `schedule_failing`.
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::FailureRate => "failure_rate",
             Rule::DeadLetterGrowth => "dead_letter_growth",
             Rule::BacklogAge => "backlog_age",
+            Rule::ScheduleFailing => "schedule_failing",
         }
     }
 
@@ -42,6 +56,7 @@ impl Rule {
             Rule::FailureRate => config.failure_rate.enabled,
             Rule::DeadLetterGrowth => config.dead_letter_growth.enabled,
             Rule::BacklogAge => config.backlog_age.enabled,
+            Rule::ScheduleFailing => config.schedule_failing.enabled,
         }
     }
 }
@@ -78,10 +93,45 @@ pub struct Observation {
     pub description: String,
 }
 
-/// Applies `rule`, as `config` sets it, to one queue's `figures`.
+/// Applies the `schedule_failing` rule, as `config` sets it, to one schedule's last runs: it
+/// fires when the last `runs` finished runs all ended dead, resolves when one of them did not,
+/// and holds while fewer have finished, all dead.
+pub fn observe_schedule(config: &AlertsConfig, f: &ScheduleFailures) -> Observation {
+    let runs = i64::from(config.schedule_failing.runs);
+    let verdict = if f.dead < f.finished || f.finished == 0 {
+        Verdict::Resolve
+    } else if f.finished >= runs {
+        Verdict::Fire
+    } else {
+        Verdict::Hold
+    };
+    Observation {
+        value: f.dead.max(0) as f64,
+        threshold: runs as f64,
+        verdict,
+        description: format!(
+            "{} of the last {} finished runs of schedule {} of tenant {} ended dead; the alert \
+             fires when the last {runs} all do",
+            f.dead, f.finished, f.schedule, f.tenant
+        ),
+    }
+}
+
+/// Applies `rule`, as `config` sets it, to one queue's `figures`. `ScheduleFailing` is not a
+/// queue's rule ([`observe_schedule`]): applied to a queue, it resolves.
 pub fn observe(rule: Rule, config: &AlertsConfig, figures: &AlertFigures) -> Observation {
     let scope = format!("queue {} of tenant {}", figures.queue, figures.tenant);
     match rule {
+        Rule::ScheduleFailing => observe_schedule(
+            config,
+            &ScheduleFailures {
+                tenant_id: figures.tenant_id,
+                tenant: figures.tenant.clone(),
+                schedule: figures.queue.clone(),
+                finished: 0,
+                dead: 0,
+            },
+        ),
         Rule::FailureRate => {
             let c = &config.failure_rate;
             let total = figures.completed.max(0) + figures.failed.max(0);
@@ -255,6 +305,34 @@ mod tests {
         assert_eq!(o.verdict, Verdict::Resolve);
         let o = observe(Rule::BacklogAge, &config, &figures(0, 0, 0, None));
         assert_eq!((o.verdict, o.value), (Verdict::Resolve, 0.0));
+    }
+
+    #[test]
+    fn a_schedule_fires_when_its_last_runs_all_failed() {
+        let config = AlertsConfig::default(); // 3 runs
+        let f = |finished, dead| ScheduleFailures {
+            tenant_id: 1,
+            tenant: "acme".into(),
+            schedule: "nightly".into(),
+            finished,
+            dead,
+        };
+        let o = observe_schedule(&config, &f(3, 3));
+        assert_eq!((o.verdict, o.value, o.threshold), (Verdict::Fire, 3.0, 3.0));
+        assert_eq!(
+            o.description,
+            "3 of the last 3 finished runs of schedule nightly of tenant acme ended dead; the \
+             alert fires when the last 3 all do"
+        );
+        assert_eq!(observe_schedule(&config, &f(2, 2)).verdict, Verdict::Hold);
+        assert_eq!(
+            observe_schedule(&config, &f(3, 2)).verdict,
+            Verdict::Resolve
+        );
+        assert_eq!(
+            observe_schedule(&config, &f(0, 0)).verdict,
+            Verdict::Resolve
+        );
     }
 
     #[test]

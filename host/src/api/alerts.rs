@@ -23,7 +23,8 @@ pub struct TenantQuery {
 ///
 /// `{alerts: [{rule, tenant, queue, state, value, threshold, description, fired_at,
 /// resolved_at}]}`; `value` and `threshold` are a fraction for `failure_rate`, a count for
-/// `dead_letter_growth` and seconds for `backlog_age`.
+/// `dead_letter_growth`, seconds for `backlog_age` and runs for `schedule_failing` (whose
+/// alerts name the schedule as `schedule`, and as `queue` too).
 /// The admin may narrow the list to one tenant with `?tenant=NAME`.
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts",
     responses((status = 200, description = "The alerts", body = Object)))]
@@ -56,7 +57,7 @@ pub async fn list(
 }
 
 fn alert_json(a: &Alert) -> Value {
-    json!({
+    let mut alert = json!({
         "rule": a.key.rule,
         "tenant": a.tenant,
         "queue": a.key.queue,
@@ -66,5 +67,9 @@ fn alert_json(a: &Alert) -> Value {
         "description": a.description,
         "fired_at": a.fired_at,
         "resolved_at": a.resolved_at,
-    })
+    });
+    if a.key.rule == crate::alerts::Rule::ScheduleFailing.as_str() {
+        alert["schedule"] = json!(a.key.queue);
+    }
+    alert
 }

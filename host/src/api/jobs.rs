@@ -81,7 +81,7 @@ fn max_job_body(max_payload: u32, ceiling: usize) -> usize {
 
 /// Returns whether a string of `value`, or a key of one of its objects, holds U+0000, which
 /// PostgreSQL's jsonb (and so a JSON payload) cannot hold.
-fn holds_nul(value: &Value) -> bool {
+pub(super) fn holds_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(holds_nul),
@@ -358,23 +358,7 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
         (None, None) => None,
     };
     if let Some(asked) = &req.limits {
-        let over = [
-            ("fuel", asked.fuel, limits.fuel),
-            ("timeout_ms", asked.timeout_ms, limits.timeout_ms),
-            ("memory_mb", asked.memory_mb, limits.memory_mb),
-        ];
-        for (name, asked, cap) in over {
-            match asked {
-                Some(0) => return Err(bad(format!("limits.{name}: must be greater than 0"))),
-                Some(n) if n > cap => {
-                    return Err(bad(format!(
-                        "limits.{name}: {n} is over this tenant's cap of {cap}; a job may ask \
-                         for less than its tenant's limits, never more"
-                    )));
-                }
-                _ => {}
-            }
-        }
+        check_limits(asked, limits, at)?;
     }
     Ok(NewJob {
         handler: req.handler,
@@ -388,6 +372,33 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
         limits: req.limits,
         backoff: None,
     })
+}
+
+/// Refuses per-attempt `asked` limits of zero or over the tenant's caps (`at` names the job
+/// in a batch).
+pub(super) fn check_limits(asked: &LimitSpec, limits: &TenantLimits, at: &str) -> ApiResult<()> {
+    let over = [
+        ("fuel", asked.fuel, limits.fuel),
+        ("timeout_ms", asked.timeout_ms, limits.timeout_ms),
+        ("memory_mb", asked.memory_mb, limits.memory_mb),
+    ];
+    for (name, asked, cap) in over {
+        match asked {
+            Some(0) => {
+                return Err(ApiError::unprocessable(format!(
+                    "{at}limits.{name}: must be greater than 0"
+                )));
+            }
+            Some(n) if n > cap => {
+                return Err(ApiError::unprocessable(format!(
+                    "{at}limits.{name}: {n} is over this tenant's cap of {cap}; a job may ask \
+                     for less than its tenant's limits, never more"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks quotas and that every handler exists, then enqueues `jobs` in one transaction.

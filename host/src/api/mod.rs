@@ -1,5 +1,6 @@
-//! The HTTP API (README, "The HTTP API"; `/v1/openapi.json`): tenants, handlers, jobs, the
-//! dead-letter queue, queue statistics, health, metrics and the dashboard, on axum.
+//! The HTTP API (README, "The HTTP API"; `/v1/openapi.json`): tenants, handlers, jobs,
+//! schedules, the dead-letter queue, queue statistics, health, metrics and the dashboard, on
+//! axum.
 //!
 //! Every handler answers JSON or, for any 4xx/5xx, `application/problem+json` ([`ApiError`]).
 //! Callers authenticate with a bearer token ([`auth`]): the admin token, or a tenant's.
@@ -15,6 +16,7 @@ mod jobs;
 mod openapi;
 mod queues;
 mod quota;
+mod schedules;
 mod tenants;
 
 use std::net::SocketAddr;
@@ -211,6 +213,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dead/discard", post(dead::discard))
         .route("/queues", get(queues::list))
         .route("/alerts", get(alerts::list))
+        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/schedules/{name}",
+            get(schedules::show)
+                .put(schedules::put)
+                .patch(schedules::update)
+                .delete(schedules::delete),
+        )
         .route("/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(SMALL_JSON_BYTES))
         .layer(timeout(config.request_timeout))

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{Content, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{alerts, dead, handlers, health, jobs, queues, tenants};
+use super::{alerts, dead, handlers, health, jobs, queues, schedules, tenants};
 
 /// Spool's API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -20,6 +20,8 @@ use super::{alerts, dead, handlers, health, jobs, queues, tenants};
         tenants::token_list, tenants::token_revoke,
         handlers::upload, handlers::list, handlers::show, handlers::delete,
         jobs::enqueue, jobs::enqueue_batch, jobs::show, jobs::list, jobs::cancel, jobs::retry,
+        schedules::create, schedules::list, schedules::show, schedules::put, schedules::update,
+        schedules::delete,
         dead::list, dead::retry, dead::discard, queues::list, alerts::list,
         health::live, health::ready, health::metrics, document,
     ),

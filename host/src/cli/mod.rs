@@ -62,6 +62,8 @@ enum Command {
     Handler(client::HandlerArgs),
     /// Enqueue, show, list, cancel and retry jobs through the API.
     Job(client::JobArgs),
+    /// Create, list, show, pause, resume and delete cron schedules through the API.
+    Schedule(client::ScheduleArgs),
     /// List, retry and discard dead jobs through the API.
     Dead(client::DeadArgs),
     /// Compile one component read on stdin and write the artifact on stdout: the compiler
@@ -113,6 +115,7 @@ pub fn main() -> ExitCode {
             Command::Tenant(args) => client::tenant(args).await,
             Command::Handler(args) => client::handler(args).await,
             Command::Job(args) => client::job(args).await,
+            Command::Schedule(args) => client::schedule(args).await,
             Command::Dead(args) => client::dead(args).await,
             Command::CompileComponent { .. } => unreachable!("handled before the runtime"),
         }

@@ -43,6 +43,7 @@ struct FileConfig {
     uploads_per_minute: Option<u32>,
     handler_versions_kept: Option<u32>,
     maintenance: Option<bool>,
+    leader_ttl: Option<String>,
     migrate: Option<bool>,
     #[serde(default)]
     alerts: Option<AlertsConfig>,
@@ -53,7 +54,7 @@ struct FileConfig {
 pub struct ServeArgs {
     /// A TOML file with any of: listen, database_url, admin_token, db_connections, queues,
     /// slots, cache_dir, cache_max_mb, uploads_per_minute, handler_versions_kept,
-    /// maintenance, migrate, and an [alerts] section (see docs/alerts.md).
+    /// maintenance, leader_ttl, migrate, and an [alerts] section (see docs/alerts.md).
     #[arg(long, env = "SPOOL_CONFIG")]
     config: Option<PathBuf>,
     /// The address to serve the API on [default: 127.0.0.1:8080].
@@ -92,9 +93,13 @@ pub struct ServeArgs {
     /// Run no workers in this process (API and maintenance only).
     #[arg(long)]
     no_worker: bool,
-    /// Run no maintenance (scheduler, rescuer, pruner) in this process.
+    /// Run no maintenance (scheduler, schedule firer, rescuer, pruner) in this process.
     #[arg(long)]
     no_maintenance: bool,
+    /// How long maintenance leadership lasts without renewal: how soon another process takes
+    /// over (fires schedules, rescues jobs) when the leader dies, e.g. `15s` [default: 15s].
+    #[arg(long, env = "SPOOL_LEADER_TTL")]
+    leader_ttl: Option<String>,
     /// Apply migrations before starting.
     #[arg(long)]
     migrate: bool,
@@ -117,6 +122,7 @@ pub(super) struct ServerConfig {
     db_connections: u32,
     worker: Option<WorkerConfig>,
     maintenance: bool,
+    leader_ttl: std::time::Duration,
     migrate: bool,
     cache_dir: Option<PathBuf>,
     cache_max_bytes: u64,
@@ -168,6 +174,7 @@ impl ServerConfig {
             db_connections: 20,
             worker: Some(worker),
             maintenance: true,
+            leader_ttl: MaintenanceConfig::default().leader_ttl,
             migrate: true,
             cache_dir: super::default_cache_dir(),
             cache_max_bytes: RuntimeConfig::default().cache_max_bytes,
@@ -251,6 +258,15 @@ impl ServeArgs {
         if uploads_per_minute == 0 {
             bail!("uploads_per_minute must be at least 1");
         }
+        let leader_ttl = match self.leader_ttl.or(file.leader_ttl) {
+            Some(text) => spool::alerts::parse_duration(&text).with_context(|| {
+                format!("leader_ttl: {text:?} is not a duration like 15s or 500ms")
+            })?,
+            None => MaintenanceConfig::default().leader_ttl,
+        };
+        if leader_ttl < std::time::Duration::from_millis(300) {
+            bail!("leader_ttl must be at least 300ms");
+        }
         let cache_max_bytes = match self.cache_max_mb.or(file.cache_max_mb) {
             Some(mb) => mb.saturating_mul(1 << 20),
             None => RuntimeConfig::default().cache_max_bytes,
@@ -262,6 +278,7 @@ impl ServeArgs {
             db_connections,
             worker: (!self.no_worker).then_some(worker),
             maintenance: !self.no_maintenance && file.maintenance.unwrap_or(true),
+            leader_ttl,
             migrate: self.migrate || file.migrate.unwrap_or(false),
             cache_dir: self
                 .cache_dir
@@ -328,7 +345,8 @@ pub(super) async fn run(
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    // One view of the tenants' quotas for the API's enqueues and the worker's follow-ups.
+    // One view of the tenants' quotas for the API's enqueues, the worker's follow-ups and the
+    // schedules' ticks.
     let quotas = Arc::new(Quotas::new(ApiConfig::default().cache_ttl));
     let worker = config.worker.map(|worker_config| {
         Worker::new(worker_config, store.clone(), runtime.clone())
@@ -342,7 +360,7 @@ pub(super) async fn run(
         ApiConfig {
             admin_token: config.admin_token.clone(),
             worker_health: worker.as_ref().map(Worker::health),
-            quotas: Some(quotas),
+            quotas: Some(quotas.clone()),
             uploads_per_minute: config.uploads_per_minute,
             handler_versions_kept: config.handler_versions_kept,
             ..ApiConfig::default()
@@ -377,10 +395,13 @@ pub(super) async fn run(
         let m = Maintenance::new(
             MaintenanceConfig {
                 node,
+                leader_ttl: config.leader_ttl,
                 ..MaintenanceConfig::default()
             },
             store.bounded(),
-        );
+        )
+        .with_quotas(quotas)
+        .with_metrics(metrics.clone());
         let token = shutdown.clone();
         tasks.spawn(async move { m.run(token).await });
     }

@@ -118,7 +118,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
                 ..MaintenanceConfig::default()
             },
             store.bounded(),
-        );
+        )
+        .with_metrics(metrics.clone());
         let token = shutdown.clone();
         tokio::spawn(async move { m.run(token).await })
     });

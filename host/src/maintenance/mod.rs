@@ -1,16 +1,24 @@
 //! Periodic services, run by one leader at a time (elected by a lease in Postgres):
-//! the scheduler (due scheduled/retryable jobs → available), the rescuer (expired leases →
-//! retried as `lost`), the counter folder, and the pruner (history partitions, done-records).
+//! the scheduler (due scheduled/retryable jobs → available), the schedule firer (due ticks of
+//! tenants' cron schedules → jobs, `schedules.rs`), the rescuer (expired leases → retried as
+//! `lost`), the counter folder, and the pruner (history partitions, done-records).
 //!
 //! Each service has a `run_once` that does one pass and returns counts, so tests can drive
 //! it directly; [`Maintenance::run`] loops them on their intervals.
 
+mod schedules;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+pub use schedules::TickCounts;
+
+use crate::metrics::Metrics;
 use crate::model::ErrorKind;
+use crate::quota::Quotas;
 use crate::store::{Failure, Store, StoreError};
 use crate::worker::retry_delay;
 
@@ -26,6 +34,14 @@ pub struct MaintenanceConfig {
     pub leader_ttl: Duration,
     /// How often due jobs are made available. Default 200 ms.
     pub schedule_interval: Duration,
+    /// How often the due ticks of tenants' cron schedules are fired. Default 1 s.
+    pub schedules_interval: Duration,
+    /// How late a schedule's tick may be and still count as on time (it fires whatever the
+    /// schedule's `catch_up`); older ticks were missed while no node ran. Covers a leader
+    /// hand-over. Default 1 min.
+    pub tick_grace: Duration,
+    /// How many ticks' outcomes are kept per schedule (its "last runs"). Default 50.
+    pub schedule_ticks_kept: u32,
     /// How often expired leases are rescued. Default 2 s.
     pub rescue_interval: Duration,
     /// How often counters are folded. Default 1 s.
@@ -46,6 +62,9 @@ impl Default for MaintenanceConfig {
             node: format!("maintenance-{}", uuid::Uuid::new_v4().simple()),
             leader_ttl: Duration::from_secs(15),
             schedule_interval: Duration::from_millis(200),
+            schedules_interval: Duration::from_secs(1),
+            tick_grace: Duration::from_secs(60),
+            schedule_ticks_kept: 50,
             rescue_interval: Duration::from_secs(2),
             fold_interval: Duration::from_secs(1),
             prune_interval: Duration::from_secs(600),
@@ -61,12 +80,33 @@ impl Default for MaintenanceConfig {
 pub struct Maintenance {
     config: MaintenanceConfig,
     store: Store,
+    /// The tenants' enqueue quotas, which schedules' ticks are held to.
+    quotas: Arc<Quotas>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Maintenance {
-    /// Returns the services over `store`.
+    /// Returns the services over `store`, with quotas of their own (see
+    /// [`Maintenance::with_quotas`]) and no metrics.
     pub fn new(config: MaintenanceConfig, store: Store) -> Maintenance {
-        Maintenance { config, store }
+        Maintenance {
+            config,
+            store,
+            quotas: Arc::new(Quotas::new(Duration::from_secs(2))),
+            metrics: None,
+        }
+    }
+
+    /// Holds schedules' ticks to `quotas`, shared with the API and worker of this process.
+    pub fn with_quotas(mut self, quotas: Arc<Quotas>) -> Maintenance {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Reports ticks fired (and their lag) to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Maintenance {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Makes due jobs available, batch after batch until a batch comes back short.
@@ -157,12 +197,14 @@ impl Maintenance {
         let c = &self.config;
         let mut leader_tick = tokio::time::interval(c.leader_ttl / 3);
         let mut schedule = tokio::time::interval(c.schedule_interval);
+        let mut schedules = tokio::time::interval(c.schedules_interval);
         let mut rescue = tokio::time::interval(c.rescue_interval);
         let mut fold = tokio::time::interval(c.fold_interval);
         let mut prune = tokio::time::interval(c.prune_interval);
         for i in [
             &mut leader_tick,
             &mut schedule,
+            &mut schedules,
             &mut rescue,
             &mut fold,
             &mut prune,
@@ -191,6 +233,9 @@ impl Maintenance {
                     }
                 }
                 _ = schedule.tick(), if leader => log("scheduler", self.schedule_once(None).await),
+                _ = schedules.tick(), if leader => {
+                    log("schedule firer", self.schedules_once(None).await);
+                }
                 _ = rescue.tick(), if leader => log("rescuer", self.rescue_once(None).await),
                 _ = fold.tick(), if leader => log("counter folder", self.fold_once().await),
                 _ = prune.tick(), if leader => log("pruner", self.prune_once().await),

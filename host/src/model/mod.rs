@@ -5,6 +5,7 @@ mod job;
 mod limits;
 mod outcome;
 mod retry;
+pub mod schedule;
 mod tenant;
 pub mod text;
 

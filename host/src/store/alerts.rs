@@ -65,9 +65,10 @@ impl AlertState {
 pub struct AlertKey {
     /// The tenant's id.
     pub tenant_id: i64,
-    /// The rule's name (`failure_rate`, `dead_letter_growth`, `backlog_age`).
+    /// The rule's name (`failure_rate`, `dead_letter_growth`, `backlog_age`,
+    /// `schedule_failing`).
     pub rule: String,
-    /// The queue.
+    /// The queue; for `schedule_failing`, the schedule's name.
     pub queue: String,
 }
 

@@ -58,6 +58,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("rescue_many"),
     function!("retry_many"),
     function!("schedule_due"),
+    function!("schedule_fire"),
 ];
 
 /// Creates or replaces every function of `migrations/functions/`, in one transaction under an

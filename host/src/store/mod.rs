@@ -13,6 +13,7 @@ mod kv;
 mod maintenance;
 mod migrate;
 mod queues;
+mod schedules;
 mod tenants;
 
 use std::time::Duration;
@@ -26,6 +27,9 @@ pub use jobs::{Completion, CompletionStatus, Failure, JobFilter};
 pub use kv::KvBackend;
 pub use maintenance::{ExpiredJob, QueueCount};
 pub use queues::QueueStats;
+pub use schedules::{
+    DueSchedule, FiredTick, Schedule, ScheduleFailures, ScheduleSpec, ScheduleTick, TickFiring,
+};
 pub use tenants::{Tenant, TokenInfo};
 
 /// The Postgres channel workers listen on; the payload is the queue name.

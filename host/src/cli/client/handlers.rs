@@ -32,7 +32,8 @@ pub struct HandlerArgs {
 #[derive(Debug, clap::Subcommand)]
 enum HandlerCommand {
     /// Upload a component as the handler's new version; the server validates and compiles it
-    /// first, and jobs enqueued from then on run it.
+    /// first, and jobs enqueued from then on run it. A `spool.toml` beside the component with
+    /// `[[schedule]]` tables creates or updates those schedules of the handler.
     Upload {
         /// The handler's name.
         name: String,
@@ -89,7 +90,17 @@ pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
     let client = args.conn.client(false)?;
     let json = args.conn.json;
     match args.command {
-        HandlerCommand::Upload { name, file } => upload(&client, json, &name, &file).await,
+        HandlerCommand::Upload { name, file } => {
+            upload(&client, json, &name, &file).await?;
+            let dir = file.parent().unwrap_or(Path::new("."));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            super::schedules::apply_manifest(&client, json, dir, &name).await?;
+            Ok(())
+        }
         HandlerCommand::List => {
             let answer = client.get(&["handlers"], &[]).await?;
             show(&answer, json, |list: HandlerList| {

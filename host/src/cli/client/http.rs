@@ -175,6 +175,18 @@ impl Client {
         .await
     }
 
+    /// `PUT /v1/<path>` with a JSON body.
+    pub async fn put_json(&self, path: &[&str], body: &Value) -> anyhow::Result<Answer> {
+        self.send(Method::PUT, self.url(path, &[]), |r| r.json(body))
+            .await
+    }
+
+    /// `PATCH /v1/<path>` with a JSON body.
+    pub async fn patch(&self, path: &[&str], body: &Value) -> anyhow::Result<Answer> {
+        self.send(Method::PATCH, self.url(path, &[]), |r| r.json(body))
+            .await
+    }
+
     /// `DELETE /v1/<path>`.
     pub async fn delete(&self, path: &[&str]) -> anyhow::Result<Answer> {
         self.send(Method::DELETE, self.url(path, &[]), |r| r).await

@@ -1,5 +1,5 @@
-//! The API client: `spool tenant`, `spool handler`, `spool job` and `spool dead` talk to a
-//! running Spool over HTTP (`SPOOL_URL`, `SPOOL_TOKEN`).
+//! The API client: `spool tenant`, `spool handler`, `spool job`, `spool schedule` and
+//! `spool dead` talk to a running Spool over HTTP (`SPOOL_URL`, `SPOOL_TOKEN`).
 //!
 //! Output is for people by default (aligned tables, short lines) and, with `--json`, the API's
 //! JSON answer as it came, one document, for scripts. A problem answer prints
@@ -11,6 +11,7 @@ mod handlers;
 mod http;
 mod jobs;
 mod output;
+mod schedules;
 mod tenants;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ use url::Url;
 pub use dead::DeadArgs;
 pub use handlers::HandlerArgs;
 pub use jobs::JobArgs;
+pub use schedules::ScheduleArgs;
 pub use tenants::TenantArgs;
 
 use http::{Client, Usage};
@@ -105,6 +107,11 @@ pub async fn handler(args: HandlerArgs) -> anyhow::Result<ExitCode> {
 /// Runs `spool job ...`.
 pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
     Ok(finish(jobs::run(args).await))
+}
+
+/// Runs `spool schedule ...`.
+pub async fn schedule(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
+    Ok(finish(schedules::run(args).await))
 }
 
 /// Runs `spool dead ...`.

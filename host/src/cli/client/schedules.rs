@@ -1,0 +1,336 @@
+//! `spool schedule create|list|get|pause|resume|delete`, and the `[[schedule]]` tables of a
+//! `spool.toml` that `spool handler upload` applies.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::Client;
+use super::output::{self, Table};
+use super::{Connection, parse_json, show};
+
+/// Arguments of `spool schedule`.
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: ScheduleCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ScheduleCommand {
+    /// Create a schedule: a job for HANDLER at every tick of a cron expression.
+    Create(Box<CreateArgs>),
+    /// List the schedules with their next fire time and last runs.
+    List,
+    /// Show a schedule, its next fire times and its last runs.
+    Get {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Pause a schedule: no tick fires until it is resumed.
+    Pause {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Resume a paused schedule from its next tick on (ticks while paused do not fire).
+    Resume {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Delete a schedule (the jobs it enqueued stay).
+    Delete {
+        /// The schedule's name.
+        name: String,
+    },
+}
+
+/// Arguments of `spool schedule create`.
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// The schedule's name: 1-64 of A-Za-z0-9._-, starting with a letter or digit.
+    name: String,
+    /// The cron expression: 5 fields (minute hour day month weekday), or 6 with seconds
+    /// first; e.g. '*/15 * * * *', '0 7 * * MON-FRI', '@daily'.
+    #[arg(long)]
+    cron: String,
+    /// The handler each tick's job runs.
+    #[arg(long)]
+    handler: String,
+    /// The IANA time zone the expression is read in [default: UTC].
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Each job's payload, as JSON [default: null].
+    #[arg(long, value_parser = parse_json, value_name = "JSON")]
+    payload: Option<Value>,
+    /// The queue [default: default].
+    #[arg(long)]
+    queue: Option<String>,
+    /// Lower runs first [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    priority: Option<i16>,
+    /// Attempts in all [default: the handler's, else 20].
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Per-attempt limits, as JSON (e.g. '{"timeout_ms": 5000}').
+    #[arg(long, value_parser = parse_json, value_name = "JSON")]
+    limits: Option<Value>,
+    /// Whether a tick fires while the previous tick's job is pending or running.
+    #[arg(long, value_parser = ["skip", "allow"])]
+    overlap: Option<String>,
+    /// What happens to ticks missed while no node ran.
+    #[arg(long, value_parser = ["none", "latest", "all"])]
+    catch_up: Option<String>,
+    /// Create it paused.
+    #[arg(long)]
+    paused: bool,
+}
+
+/// A run, as the API answers it.
+#[derive(Debug, Deserialize)]
+struct RunView {
+    tick_at: DateTime<Utc>,
+    outcome: String,
+    job_id: Option<String>,
+    job_state: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+impl RunView {
+    /// What the run came to, in a word: the job's state, or the tick's outcome without one.
+    fn word(&self) -> &str {
+        match (self.outcome.as_str(), &self.job_state) {
+            ("enqueued" | "duplicate", Some(state)) => state,
+            (outcome, _) => outcome,
+        }
+    }
+}
+
+/// A schedule, as the API answers it.
+#[derive(Debug, Deserialize)]
+struct ScheduleView {
+    name: String,
+    cron: String,
+    timezone: String,
+    handler: String,
+    queue: String,
+    overlap: String,
+    catch_up: String,
+    enabled: bool,
+    next_fire_times: Vec<DateTime<Utc>>,
+    last_fired_at: Option<DateTime<Utc>>,
+    last_runs: Vec<RunView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScheduleList {
+    schedules: Vec<ScheduleView>,
+}
+
+/// Runs a `spool schedule` subcommand.
+pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
+    let client = args.conn.client(false)?;
+    let json = args.conn.json;
+    match args.command {
+        ScheduleCommand::Create(args) => {
+            let CreateArgs {
+                name,
+                cron,
+                handler,
+                timezone,
+                payload,
+                queue,
+                priority,
+                max_attempts,
+                limits,
+                overlap,
+                catch_up,
+                paused,
+            } = *args;
+            let mut body = json!({"name": name, "cron": cron, "handler": handler});
+            let optional = [
+                ("timezone", timezone.map(Value::from)),
+                ("payload", payload),
+                ("queue", queue.map(Value::from)),
+                ("priority", priority.map(Value::from)),
+                ("max_attempts", max_attempts.map(Value::from)),
+                ("limits", limits),
+                ("overlap", overlap.map(Value::from)),
+                ("catch_up", catch_up.map(Value::from)),
+                ("enabled", paused.then_some(Value::Bool(false))),
+            ];
+            for (field, value) in optional {
+                if let Some(value) = value {
+                    body[field] = value;
+                }
+            }
+            let answer = client.post(&["schedules"], &body).await?;
+            show(&answer, json, |s: ScheduleView| {
+                output::print(&format!(
+                    "created schedule {} ({}); next: {}\n",
+                    s.name,
+                    state(&s),
+                    output::time(s.next_fire_times.first().copied())
+                ));
+            })
+        }
+        ScheduleCommand::List => {
+            let answer = client.get(&["schedules"], &[]).await?;
+            show(&answer, json, |list: ScheduleList| {
+                let mut table = Table::new(&[
+                    "NAME", "CRON", "TIMEZONE", "HANDLER", "STATE", "NEXT", "LAST", "RUNS",
+                ]);
+                for s in list.schedules {
+                    table.row(vec![
+                        s.name.clone(),
+                        s.cron.clone(),
+                        s.timezone.clone(),
+                        s.handler.clone(),
+                        state(&s).into(),
+                        output::time(s.next_fire_times.first().copied()),
+                        output::time(s.last_fired_at),
+                        s.last_runs
+                            .iter()
+                            .map(RunView::word)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ]);
+                }
+                table.print("no schedules");
+            })
+        }
+        ScheduleCommand::Get { name } => {
+            let answer = client.get(&["schedules", &name], &[]).await?;
+            show(&answer, json, print_schedule)
+        }
+        ScheduleCommand::Pause { name } => pause(&client, json, &name, true).await,
+        ScheduleCommand::Resume { name } => pause(&client, json, &name, false).await,
+        ScheduleCommand::Delete { name } => {
+            let answer = client.delete(&["schedules", &name]).await?;
+            if json {
+                if !answer.body.is_empty() {
+                    output::print_line(&answer.text());
+                }
+            } else {
+                output::print(&format!("deleted schedule {name}\n"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Pauses (or resumes) schedule `name`.
+async fn pause(client: &Client, json: bool, name: &str, pause: bool) -> anyhow::Result<()> {
+    let answer = client
+        .patch(&["schedules", name], &json!({"enabled": !pause}))
+        .await?;
+    show(&answer, json, |s: ScheduleView| {
+        let what = if pause { "paused" } else { "resumed" };
+        output::print(&format!(
+            "{what} schedule {}; next: {}\n",
+            s.name,
+            output::time(s.next_fire_times.first().copied())
+        ));
+    })
+}
+
+fn state(s: &ScheduleView) -> &'static str {
+    if s.enabled { "active" } else { "paused" }
+}
+
+fn print_schedule(s: ScheduleView) {
+    let mut text = format!(
+        "{} ({}): {} in {}, handler {} on queue {}, overlap {}, catch-up {}\n",
+        s.name,
+        state(&s),
+        s.cron,
+        s.timezone,
+        s.handler,
+        s.queue,
+        s.overlap,
+        s.catch_up
+    );
+    text.push_str("next:");
+    if s.next_fire_times.is_empty() {
+        text.push_str(" -");
+    }
+    for t in &s.next_fire_times {
+        text.push_str(&format!(" {}", output::time(Some(*t))));
+    }
+    text.push_str("\n\n");
+    output::print(&text);
+    let mut table = Table::new(&["TICK", "OUTCOME", "JOB", "STATE"]);
+    for r in &s.last_runs {
+        table.row(vec![
+            output::time(Some(r.tick_at)),
+            match &r.detail {
+                Some(detail) => format!("{}: {}", r.outcome, output::short(detail, 60)),
+                None => r.outcome.clone(),
+            },
+            r.job_id.clone().unwrap_or_else(|| "-".into()),
+            r.job_state.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    table.print("no runs yet");
+}
+
+/// The file beside a handler's component that declares its schedules.
+pub const MANIFEST: &str = "spool.toml";
+
+/// `spool.toml`: what `spool handler upload` reads beside the component.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    /// `[[schedule]]` tables: each a `PUT /v1/schedules/{name}` body, `handler` defaulting to
+    /// the uploaded handler.
+    #[serde(default)]
+    schedule: Vec<toml::Table>,
+}
+
+/// Applies the `[[schedule]]` tables of the `spool.toml` in `dir`, if there is one, as
+/// schedules of `handler` (an upsert each: applying the same file twice changes nothing).
+/// Returns how many were applied. Prints a line for each, but nothing with `--json` (whose
+/// output stays the upload's one document).
+pub async fn apply_manifest(
+    client: &Client,
+    json: bool,
+    dir: &Path,
+    handler: &str,
+) -> anyhow::Result<usize> {
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let manifest: Manifest =
+        toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    for (i, table) in manifest.schedule.iter().enumerate() {
+        let mut body = serde_json::to_value(table).expect("TOML converts to JSON");
+        let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_string) else {
+            bail!("{}: schedule[{i}] has no name", path.display());
+        };
+        if body.get("handler").is_none() {
+            body["handler"] = json!(handler);
+        }
+        let answer = client
+            .put_json(&["schedules", &name], &body)
+            .await
+            .with_context(|| format!("{}: schedule {name:?}", path.display()))?;
+        if !json {
+            let what = if answer.status == StatusCode::CREATED {
+                "created"
+            } else {
+                "applied"
+            };
+            output::print(&format!("{what} schedule {name} (from {MANIFEST})\n"));
+        }
+    }
+    Ok(manifest.schedule.len())
+}
