@@ -5,19 +5,18 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use spool::alerts::{Alerts, AlertsConfig};
 use spool::api::{self, ApiConfig, AppState};
-use spool::maintenance::{Maintenance, MaintenanceConfig};
-use spool::metrics::Metrics;
+use spool::maintenance::MaintenanceConfig;
 use spool::model::TenantLimitSpec;
-use spool::quota::Quotas;
-use spool::runtime::{CompileConfig, Compiler, Runtime, RuntimeConfig};
+use spool::runtime::RuntimeConfig;
 use spool::store::{HANDLER_VERSIONS_KEPT_MIN, Store, StoreError};
 use spool::worker::{Worker, WorkerConfig};
+
+use super::node::Node;
 use spool_devdb::{Cluster, ClusterConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -329,38 +328,22 @@ pub(super) async fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<ExitCode> {
     let slots = config.worker.as_ref().map_or(4, |w| w.slots);
-    let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        cache_dir: config.cache_dir.clone(),
-        cache_max_bytes: config.cache_max_bytes,
-        max_instances: (slots as u32).max(4) * 2,
-        // Compiles run in a child process of this binary, killed at their limits.
-        compile: CompileConfig {
-            compiler: Compiler::this_binary(),
-            ..CompileConfig::default()
-        },
-        ..RuntimeConfig::default()
-    })?);
-    let metrics = Arc::new(Metrics::new());
+    let node = Node::new(config.cache_dir.clone(), config.cache_max_bytes, slots)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    // One view of the tenants' quotas for the API's enqueues, the worker's follow-ups and the
-    // schedules' ticks.
-    let quotas = Arc::new(Quotas::new(ApiConfig::default().cache_ttl));
-    let worker = config.worker.map(|worker_config| {
-        Worker::new(worker_config, store.clone(), runtime.clone())
-            .with_metrics(metrics.clone())
-            .with_quotas(quotas.clone())
-    });
+    let worker = config
+        .worker
+        .map(|worker_config| node.worker(worker_config, store.clone()));
     let state = AppState::new(
         store.clone(),
-        runtime.clone(),
-        metrics.clone(),
+        node.runtime.clone(),
+        node.metrics.clone(),
         ApiConfig {
             admin_token: config.admin_token.clone(),
             worker_health: worker.as_ref().map(Worker::health),
-            quotas: Some(quotas.clone()),
+            quotas: Some(node.quotas.clone()),
             uploads_per_minute: config.uploads_per_minute,
             handler_versions_kept: config.handler_versions_kept,
             ..ApiConfig::default()
@@ -370,7 +353,7 @@ pub(super) async fn run(
     if let Some(address) = config.metrics_listen {
         let server = super::worker::serve_metrics(
             address,
-            metrics.clone(),
+            node.metrics.clone(),
             store.bounded(),
             shutdown.clone(),
         )
@@ -386,22 +369,13 @@ pub(super) async fn run(
         });
     }
     if config.maintenance {
-        let node = format!("serve-{}", uuid::Uuid::new_v4().simple());
+        let name = format!("serve-{}", uuid::Uuid::new_v4().simple());
         let alerts = Alerts::new(config.alerts, store.bounded())
             .context("starting the alerts")?
-            .with_node(node.clone());
+            .with_node(name.clone());
         let token = shutdown.clone();
         tasks.spawn(async move { alerts.run(token).await });
-        let m = Maintenance::new(
-            MaintenanceConfig {
-                node,
-                leader_ttl: config.leader_ttl,
-                ..MaintenanceConfig::default()
-            },
-            store.bounded(),
-        )
-        .with_quotas(quotas)
-        .with_metrics(metrics.clone());
+        let m = node.maintenance(name, config.leader_ttl, store.clone());
         let token = shutdown.clone();
         tasks.spawn(async move { m.run(token).await });
     }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use spool::maintenance::{Maintenance, MaintenanceConfig};
+use spool::maintenance::MaintenanceConfig;
 use spool::metrics::Metrics;
-use spool::runtime::{CompileConfig, Compiler, Runtime, RuntimeConfig};
+use spool::runtime::RuntimeConfig;
 use spool::store::Store;
-use spool::worker::{Worker, WorkerConfig};
+use spool::worker::WorkerConfig;
+
+use super::node::Node;
 use tokio_util::sync::CancellationToken;
 
 /// Where the database is.
@@ -90,41 +92,37 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         ..WorkerConfig::default()
     };
     config.validate().map_err(anyhow::Error::msg)?;
-    let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        cache_dir: args.cache_dir.or_else(super::default_cache_dir),
-        cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
-        max_instances: (args.slots as u32).max(4) * 2,
-        // Compiles run in a child process of this binary, killed at their limits.
-        compile: CompileConfig {
-            compiler: Compiler::this_binary(),
-            ..CompileConfig::default()
-        },
-        ..RuntimeConfig::default()
-    })?);
+    let node = Node::new(
+        args.cache_dir.or_else(super::default_cache_dir),
+        args.cache_max_mb.saturating_mul(1 << 20),
+        args.slots,
+    )?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signalled(shutdown.clone()));
-    let metrics = Arc::new(Metrics::new());
     let metrics_server = match args.metrics_listen {
-        Some(addr) => {
-            Some(serve_metrics(addr, metrics.clone(), store.bounded(), shutdown.clone()).await?)
-        }
+        Some(addr) => Some(
+            serve_metrics(
+                addr,
+                node.metrics.clone(),
+                store.bounded(),
+                shutdown.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
 
     let maintenance = (!args.no_maintenance).then(|| {
-        let m = Maintenance::new(
-            MaintenanceConfig {
-                node: config.id.clone(),
-                ..MaintenanceConfig::default()
-            },
-            store.bounded(),
-        )
-        .with_metrics(metrics.clone());
+        let m = node.maintenance(
+            config.id.clone(),
+            MaintenanceConfig::default().leader_ttl,
+            store.clone(),
+        );
         let token = shutdown.clone();
         tokio::spawn(async move { m.run(token).await })
     });
     tracing::info!(worker = %config.id, slots = config.slots, queues = ?config.queues, "worker started");
-    let worker = Worker::new(config, store.clone(), runtime).with_metrics(metrics);
+    let worker = node.worker(config, store.clone());
     let stats = worker.run(shutdown).await;
     if let Some(m) = maintenance {
         let _ = m.await;
