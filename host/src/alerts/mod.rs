@@ -369,39 +369,17 @@ impl Alerts {
         }
         let (leader_tx, leader_rx) = watch::channel(false);
         tokio::join!(
-            self.lead(&shutdown, leader_tx),
+            crate::leader::lead(
+                &self.store,
+                LEADER_LEASE,
+                &self.node,
+                self.config.leader_ttl,
+                &shutdown,
+                leader_tx,
+            ),
             self.evaluate_loop(&shutdown, leader_rx.clone()),
             self.deliver_loop(&shutdown, leader_rx),
         );
-    }
-
-    async fn lead(&self, shutdown: &CancellationToken, leader: watch::Sender<bool>) {
-        let ttl = self.config.leader_ttl;
-        let mut tick = tokio::time::interval(ttl / 3);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => {
-                    if *leader.borrow() {
-                        // Hand leadership over now rather than when the lease lapses.
-                        let _ = self.store.lease_release(LEADER_LEASE, &self.node).await;
-                    }
-                    return;
-                }
-                _ = tick.tick() => {
-                    let now = match self.store.lease_acquire(LEADER_LEASE, &self.node, ttl).await {
-                        Ok(held) => held,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "alerts: renewing the leader lease failed");
-                            false
-                        }
-                    };
-                    if leader.send_replace(now) != now {
-                        tracing::info!(node = %self.node, leader = now, "alerts leadership changed");
-                    }
-                }
-            }
-        }
     }
 
     async fn evaluate_loop(&self, shutdown: &CancellationToken, mut leader: watch::Receiver<bool>) {

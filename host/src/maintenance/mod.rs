@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use schedules::TickCounts;
@@ -195,14 +196,28 @@ impl Maintenance {
     /// `shutdown` is cancelled.
     pub async fn run(&self, shutdown: CancellationToken) {
         let c = &self.config;
-        let mut leader_tick = tokio::time::interval(c.leader_ttl / 3);
+        let (leader_tx, leader_rx) = watch::channel(false);
+        tokio::join!(
+            crate::leader::lead(
+                &self.store,
+                LEADER_LEASE,
+                &c.node,
+                c.leader_ttl,
+                &shutdown,
+                leader_tx,
+            ),
+            self.serve(&shutdown, leader_rx),
+        );
+    }
+
+    async fn serve(&self, shutdown: &CancellationToken, mut leader: watch::Receiver<bool>) {
+        let c = &self.config;
         let mut schedule = tokio::time::interval(c.schedule_interval);
         let mut schedules = tokio::time::interval(c.schedules_interval);
         let mut rescue = tokio::time::interval(c.rescue_interval);
         let mut fold = tokio::time::interval(c.fold_interval);
         let mut prune = tokio::time::interval(c.prune_interval);
         for i in [
-            &mut leader_tick,
             &mut schedule,
             &mut schedules,
             &mut rescue,
@@ -211,34 +226,18 @@ impl Maintenance {
         ] {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
-        let mut leader = false;
         loop {
+            let leads = *leader.borrow_and_update();
             tokio::select! {
-                _ = shutdown.cancelled() => {
-                    if leader {
-                        // Hand leadership over now rather than when the lease lapses.
-                        let _ = self.store.lease_release(LEADER_LEASE, &c.node).await;
-                    }
-                    return;
-                }
-                _ = leader_tick.tick() => {
-                    let was = leader;
-                    leader = self
-                        .store
-                        .lease_acquire(LEADER_LEASE, &c.node, c.leader_ttl)
-                        .await
-                        .unwrap_or(false);
-                    if leader != was {
-                        tracing::info!(node = %c.node, leader, "maintenance leadership changed");
-                    }
-                }
-                _ = schedule.tick(), if leader => log("scheduler", self.schedule_once(None).await),
-                _ = schedules.tick(), if leader => {
+                _ = shutdown.cancelled() => return,
+                Ok(()) = leader.changed() => {}
+                _ = schedule.tick(), if leads => log("scheduler", self.schedule_once(None).await),
+                _ = schedules.tick(), if leads => {
                     log("schedule firer", self.schedules_once(None).await);
                 }
-                _ = rescue.tick(), if leader => log("rescuer", self.rescue_once(None).await),
-                _ = fold.tick(), if leader => log("counter folder", self.fold_once().await),
-                _ = prune.tick(), if leader => log("pruner", self.prune_once().await),
+                _ = rescue.tick(), if leads => log("rescuer", self.rescue_once(None).await),
+                _ = fold.tick(), if leads => log("counter folder", self.fold_once().await),
+                _ = prune.tick(), if leads => log("pruner", self.prune_once().await),
             }
         }
     }
