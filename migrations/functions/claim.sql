@@ -3,9 +3,14 @@
 -- an order drawn at random for every claim, so that nothing a tenant sets on its own jobs
 -- (priority, an old run_at) buys it a place ahead of another tenant; priority and run_at order
 -- jobs within a tenant. No tenant gets more than its max_running minus what it already runs:
--- claims of one tenant are serialised by an advisory lock taken before the running jobs are
--- counted, so concurrent claimers cannot each admit the same room. Every claimed job gets a
+-- spool.claim_room takes each picked tenant's claim lock, in tenant order (no lock cycles
+-- between claimers), before it counts the tenant's running jobs. Every claimed job gets a
 -- fresh run_lease and a lease of p_lease_ms.
+--
+-- One statement in PL/pgSQL, whose plan is cached (measured with `spool bench --setup-sql`:
+-- a separate statement for the pick and the locks cost about a fifth of the burn-down, and a
+-- LANGUAGE sql body, planned on every call, as much). Rows another claimer took after this
+-- statement's snapshot are skipped by the row locks' recheck (state is no longer 'available').
 --
 -- The claiming worker says how many jobs it holds per tenant (p_held_tenants/p_held_counts):
 -- a tenant's turns start after the ones it already holds, so a worker's slots go first to the
@@ -29,49 +34,39 @@ CREATE OR REPLACE FUNCTION spool.claim(
 SET jit = off
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-    v_now     timestamptz := coalesce(p_now, now());
-    v_tenants bigint[];
 BEGIN
-    -- The tenants with available work in this queue, at most p_limit of them, picked at random.
+    RETURN QUERY
     WITH RECURSIVE tenants AS (
-        -- A loose index scan: each distinct tenant with available work in this queue.
+        -- A loose index scan along jobs_available: each distinct tenant with available work
+        -- in this queue (ordered by the whole index, so that no other index is walked).
         (SELECT j.tenant_id FROM spool.jobs j
          WHERE j.state = 'available' AND j.queue = p_queue
-         ORDER BY j.tenant_id LIMIT 1)
+         ORDER BY j.tenant_id, j.priority, j.run_at, j.id LIMIT 1)
         UNION ALL
         SELECT (SELECT j.tenant_id FROM spool.jobs j
                 WHERE j.state = 'available' AND j.queue = p_queue AND j.tenant_id > t.tenant_id
-                ORDER BY j.tenant_id LIMIT 1)
+                ORDER BY j.tenant_id, j.priority, j.run_at, j.id LIMIT 1)
         FROM tenants t WHERE t.tenant_id IS NOT NULL
     ), picked AS (
-        SELECT t.tenant_id FROM tenants t WHERE t.tenant_id IS NOT NULL
-        ORDER BY random() LIMIT p_limit
-    )
-    SELECT array_agg(p.tenant_id ORDER BY p.tenant_id) INTO v_tenants FROM picked p;
-    IF v_tenants IS NULL THEN
-        RETURN;
-    END IF;
-    -- One claimer per tenant at a time, taken in tenant order (no lock cycles); released when
-    -- this claim commits. The statement below runs on a snapshot taken after the locks, so
-    -- it counts every job an earlier claimer of these tenants took.
-    PERFORM pg_advisory_xact_lock(1936683884, (t % 2147483647)::integer)
-    FROM unnest(v_tenants) AS t ORDER BY t;
-
-    RETURN QUERY
-    WITH room AS (
-        SELECT tn.id AS tenant_id, random() AS turn_order,
+        -- At most p_limit tenants, at random; then in tenant order, so that claim_room takes
+        -- the locks in that order (OFFSET 0 keeps the order where the room is computed).
+        SELECT p.tenant_id FROM (
+            SELECT t.tenant_id FROM tenants t WHERE t.tenant_id IS NOT NULL
+            ORDER BY random() LIMIT p_limit
+        ) p
+        ORDER BY p.tenant_id OFFSET 0
+    ), room AS MATERIALIZED (
+        SELECT p.tenant_id, random() AS turn_order,
                coalesce((SELECT h.n FROM unnest(p_held_tenants, p_held_counts) AS h(tenant_id, n)
-                         WHERE h.tenant_id = tn.id LIMIT 1), 0) AS held,
-               greatest(0, tn.max_running - (
-                   SELECT count(*) FROM spool.jobs r
-                   WHERE r.tenant_id = tn.id AND r.state = 'running'))::integer AS n
-        FROM spool.tenants tn WHERE tn.id = ANY (v_tenants)
+                         WHERE h.tenant_id = p.tenant_id LIMIT 1), 0) AS held,
+               spool.claim_room(p.tenant_id, (SELECT tn.max_running FROM spool.tenants tn
+                                              WHERE tn.id = p.tenant_id)) AS n
+        FROM picked p
     ), candidates AS (
-        SELECT c.tenant_id, c.id, c.turn + room.held AS turn, room.turn_order
+        SELECT c.tenant_id, c.id
         FROM room
         CROSS JOIN LATERAL (
-            SELECT j.tenant_id, j.id, j.priority, j.run_at,
+            SELECT j.tenant_id, j.id,
                    row_number() OVER (ORDER BY j.priority, j.run_at, j.id) AS turn
             FROM spool.jobs j
             WHERE j.state = 'available' AND j.queue = p_queue AND j.tenant_id = room.tenant_id
@@ -88,14 +83,14 @@ BEGIN
     ), claimed AS (
         UPDATE spool.jobs j
         SET state = 'running', attempt = j.attempt + 1, run_lease = gen_random_uuid(),
-            lease_expires_at = v_now + make_interval(secs => p_lease_ms / 1000.0),
-            worker = p_worker, attempted_at = v_now
+            lease_expires_at = coalesce(p_now, now()) + make_interval(secs => p_lease_ms / 1000.0),
+            worker = p_worker, attempted_at = coalesce(p_now, now())
         FROM locked l
         WHERE j.tenant_id = l.tenant_id AND j.id = l.id
         RETURNING j.*
     ), counted AS (
         INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
-        SELECT c.tenant_id, c.queue, s.state, s.delta * count(*), v_now
+        SELECT c.tenant_id, c.queue, s.state, s.delta * count(*), coalesce(p_now, now())
         FROM claimed c
         CROSS JOIN (VALUES ('available'::spool.job_state, -1), ('running', 1)) AS s(state, delta)
         GROUP BY c.tenant_id, c.queue, s.state, s.delta

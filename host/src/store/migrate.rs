@@ -40,6 +40,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("cancel"),
     function!("canonical_payload"),
     function!("claim"),
+    function!("claim_room"),
     function!("complete_many"),
     function!("counter_value"),
     function!("enqueue"),
