@@ -11,6 +11,9 @@
 //!   `spool_store_conflicts_total` (by tenant: attempts that lost a race on a store key).
 //! - **Histograms per attempt**, by tenant, queue, handler and outcome (`ok`, `retry`,
 //!   `permanent`, `trap`): `spool_attempt_duration_seconds` and `spool_attempt_fuel_consumed`.
+//! - **Outbound HTTP**, by tenant, host and outcome: `spool_http_requests_total` and
+//!   `spool_http_request_duration_seconds`. The host label is the tenant's allow-list entry
+//!   that allowed the request (a wildcard entry's pattern, not the subdomain) or `other`.
 //! - **Gauges read at scrape time**: the backlog per tenant, queue and state
 //!   (`spool_queue_jobs`), the age of the oldest available job (`spool_queue_oldest_available_age_seconds`),
 //!   the dead-letter count (`spool_dead_letter_jobs`), all from the store's counters (never a
@@ -104,6 +107,16 @@ struct QueueStateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    tenant: String,
+    /// The allow-list entry's host (`*.example.com` for a wildcard), or `other` for a host
+    /// the tenant does not allow: a tenant's labels are bounded by its list.
+    host: String,
+    /// [`crate::capabilities::http::Outcome::label`].
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -135,6 +148,8 @@ pub struct Metrics {
     attempt_errors: Family<ErrorLabels, Counter>,
     attempt_duration: HistogramFamily<AttemptLabels>,
     attempt_fuel: HistogramFamily<AttemptLabels>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<HttpLabels>,
     queue_jobs: Family<QueueStateLabels, Gauge>,
     oldest_available: Family<QueueLabels, Gauge<f64, AtomicU64>>,
     dead_letter: Family<QueueLabels, Gauge>,
@@ -177,6 +192,8 @@ impl Metrics {
             attempt_errors: Family::default(),
             attempt_duration: Family::new_with_constructor(duration_histogram),
             attempt_fuel: Family::new_with_constructor(fuel_histogram),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(duration_histogram),
             queue_jobs: Family::default(),
             oldest_available: Family::default(),
             dead_letter: Family::default(),
@@ -236,6 +253,17 @@ impl Metrics {
             "attempt_fuel_consumed",
             "Fuel burned by attempts in the sandbox",
             m.attempt_fuel.clone(),
+        );
+        r.register(
+            "http_requests",
+            "Outbound HTTP requests handlers made, by allowed host and outcome",
+            m.http_requests.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time from an outbound HTTP request to the end of its response (or its failure)",
+            Unit::Seconds,
+            m.http_duration.clone(),
         );
         r.register(
             "queue_jobs",
@@ -307,6 +335,20 @@ impl Metrics {
                 .get_or_create(&JobLabels::new(tenant, queue, handler))
                 .inc_by(n);
         }
+    }
+
+    /// Counts one outbound HTTP request of `tenant`'s to `host` (an allow-list label or
+    /// `other`) that ended in `outcome`, after `duration`.
+    pub fn http_request(&self, tenant: &str, host: &str, outcome: &'static str, duration: Duration) {
+        let labels = HttpLabels {
+            tenant: tenant.to_string(),
+            host: host.to_string(),
+            outcome,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
     }
 
     /// Counts a job committed as completed.

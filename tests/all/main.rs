@@ -15,6 +15,7 @@ mod enqueue;
 mod fairness;
 mod hardening;
 mod hostile_tenants;
+mod http;
 mod hot_keys;
 mod lifecycle;
 mod limits;

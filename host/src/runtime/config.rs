@@ -47,6 +47,10 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Optimisation level for compiled handlers. Default [`OptLevel::Speed`].
     pub opt_level: OptLevel,
+    /// Non-public networks handlers' outbound HTTP may reach (the operator's
+    /// `--allow-private-network`), and the only networks plain `http://` may reach. Default
+    /// none: the SSRF guard refuses every loopback, private, link-local, ... address.
+    pub allow_private_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +70,7 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 1 << 20,
             epoch_tick: Duration::from_millis(10),
             opt_level: OptLevel::Speed,
+            allow_private_networks: Vec::new(),
         }
     }
 }

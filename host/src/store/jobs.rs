@@ -262,6 +262,7 @@ impl Store {
                     tenant_id: row.try_get("tenant_id")?,
                     tenant: row.try_get("tenant")?,
                     tenant_limits: serde_json::from_value(tenant_limits).unwrap_or_default(),
+                    allowed_hosts: row.try_get("allowed_hosts")?,
                     id: row.try_get("id")?,
                     queue: row.try_get("queue")?,
                     handler: row.try_get("handler")?,

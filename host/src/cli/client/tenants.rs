@@ -26,8 +26,9 @@ enum TenantCommand {
         /// take their defaults.
         #[arg(long, value_parser = parse_json, value_name = "JSON")]
         limits: Option<Value>,
-        /// A host its handlers may reach over outbound HTTP (repeatable).
-        #[arg(long = "allow-host", value_name = "HOST")]
+        /// An origin its handlers may call over outbound HTTP (repeatable):
+        /// `https://api.example.com`, `https://*.example.com:8443`; no IP addresses.
+        #[arg(long = "allow-host", value_name = "ORIGIN")]
         allowed_hosts: Vec<String>,
     },
     /// List the tenants and their limits.
