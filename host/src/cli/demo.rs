@@ -5,6 +5,11 @@
 //! `fulfil-order` and `send-receipt` example handlers, enqueues a day's orders in one batch (a
 //! few with transient payment failures, one poisoned), enqueues one order twice, and watches
 //! until everything settles: retried, fulfilled, receipted, or dead-lettered.
+//!
+//! The payment provider is real HTTP: a fake on loopback ([`super::demo_vendor`]), flaky on
+//! purpose (503s, answers past the handler's timeout, answers lost after the charge), which
+//! dedupes by `Idempotency-Key`. The handler sets no key; Spool's automatic one is the same on
+//! every retry, so every order is charged exactly once however often it is attempted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +23,7 @@ use serde_json::{Value, json};
 use spool::api;
 use tokio_util::sync::CancellationToken;
 
+use super::demo_vendor::Provider;
 use super::serve::{ServerConfig, connect, run, start_cluster, stop_cluster};
 
 /// Arguments of `spool demo`.
@@ -39,11 +45,12 @@ pub struct DemoArgs {
 
 const POISONED: u32 = 13;
 
-fn order(n: u32) -> Value {
+fn order(n: u32, provider: &str) -> Value {
     let mut payload = json!({
         "order_id": format!("A-{n:04}"),
         "amount_cents": 500 + n * 137 % 9000,
         "email": format!("customer{n}@example.com"),
+        "provider": provider,
     });
     // Every fifth order's payment provider times out once or twice first.
     if n.is_multiple_of(5) {
@@ -79,7 +86,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn demo_on(args: &DemoArgs, database_url: String) -> anyhow::Result<ExitCode> {
     let (admin_token, _, _) = api::new_token();
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-    let config = ServerConfig::embedded(listen, database_url, admin_token.clone(), Some(8));
+    let mut config = ServerConfig::embedded(listen, database_url, admin_token.clone(), Some(8));
+    // The fake provider listens on loopback: the operator's exception to the SSRF guard.
+    config.allow_private_networks = vec!["127.0.0.0/8".parse().expect("a network")];
     let store = connect(&config).await?;
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -95,7 +104,8 @@ async fn demo_on(args: &DemoArgs, database_url: String) -> anyhow::Result<ExitCo
         base: format!("http://{address}"),
         token: String::new(),
     };
-    let result = walk_through(args, shop, &admin_token).await;
+    let provider = Provider::start().await?;
+    let result = walk_through(args, shop, &admin_token, &provider).await;
     shutdown.cancel();
     server.await??;
     result
@@ -172,7 +182,10 @@ async fn walk_through(
     args: &DemoArgs,
     mut shop: Shop,
     admin_token: &str,
+    provider: &Provider,
 ) -> anyhow::Result<ExitCode> {
+    // Tenants name hosts, never addresses: `localhost`, resolved and checked per request.
+    let origin = format!("http://localhost:{}", provider.addr.port());
     let tenant = format!("shop-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     println!(
         "Spool demo: {} is serving; tenant {tenant} runs a day of orders\n",
@@ -182,7 +195,7 @@ async fn walk_through(
     let (_, created) = shop
         .post(
             "/v1/tenants",
-            &json!({"name": tenant, "limits": {"max_running": 50}}),
+            &json!({"name": tenant, "limits": {"max_running": 50}, "allowed_hosts": [origin]}),
         )
         .await?;
     shop.token = created["token"]
@@ -213,7 +226,7 @@ async fn walk_through(
         );
     }
 
-    let orders: Vec<Value> = (1..=args.orders).map(order).collect();
+    let orders: Vec<Value> = (1..=args.orders).map(|n| order(n, &origin)).collect();
     let (_, batch) = shop
         .post("/v1/jobs/batch", &json!({ "jobs": orders }))
         .await?;
@@ -222,7 +235,7 @@ async fn walk_through(
         batch["jobs"].as_array().map_or(0, Vec::len)
     );
     // The shop's request handler retries its enqueue after a timeout: recognised, not doubled.
-    let (status, again) = shop.post("/v1/jobs", &order(3)).await?;
+    let (status, again) = shop.post("/v1/jobs", &order(3, &origin)).await?;
     println!(
         "  POST /v1/jobs (A-0003 again) -> {status}, duplicate={} (the same job {})",
         again["duplicate"],
@@ -295,6 +308,19 @@ async fn walk_through(
         "  cards charged          {} (one effect key per order, never twice)",
         charges.len()
     );
+    let ledger = provider.ledger();
+    let per_order = ledger.charges_per_order();
+    println!(
+        "  provider saw           {} requests, {} distinct Idempotency-Keys (set by Spool), \
+         {} orders charged",
+        ledger.requests,
+        ledger.keys.len(),
+        per_order.len()
+    );
+    println!(
+        "                         (503s, timeouts and answers lost after the charge were retried \
+         with the same key)"
+    );
     println!("  duplicate enqueues     1 recognised by idempotency key");
     println!(
         "  dead-lettered          {}: {} ({}): {}",
@@ -307,6 +333,12 @@ async fn walk_through(
     ensure!(
         done.len() as u64 == expected && charges.len() as u64 == expected / 2,
         "the totals do not add up"
+    );
+    ensure!(
+        per_order.len() as u64 == expected / 2
+            && per_order.values().all(|&n| n == 1)
+            && ledger.unkeyed == 0,
+        "the provider charged an order twice, or a request came without a key: {per_order:?}"
     );
     ensure!(
         again["duplicate"] == true && retried > 0,

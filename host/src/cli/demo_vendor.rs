@@ -1,0 +1,154 @@
+//! The demo's fake payment provider: on loopback, flaky on purpose, deduplicating charges by
+//! `Idempotency-Key` as real providers do.
+//!
+//! `POST /v1/charges` with `{"order_id", "amount_cents"}`. Of every seven requests that do
+//! not repeat a key already charged, one answers 503 (nothing charged), one charges and then
+//! answers only after 3 s (the handler has given up by then: a timeout, yet charged), and one
+//! charges and then drops the connection mid-answer (the response is lost). A request whose
+//! key was already charged gets that charge back and charges nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// What the provider saw.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Ledger {
+    /// Requests received.
+    pub(super) requests: u64,
+    /// Charges by idempotency key: the order and the charge id.
+    pub(super) charges: HashMap<String, (String, String)>,
+    /// Distinct idempotency keys received.
+    pub(super) keys: std::collections::HashSet<String>,
+    /// Requests without an idempotency key.
+    pub(super) unkeyed: u64,
+}
+
+impl Ledger {
+    /// How many times each order was charged.
+    pub(super) fn charges_per_order(&self) -> HashMap<String, u32> {
+        let mut per = HashMap::new();
+        for (order, _) in self.charges.values() {
+            *per.entry(order.clone()).or_insert(0) += 1;
+        }
+        per
+    }
+}
+
+/// The running provider.
+pub(super) struct Provider {
+    pub(super) addr: SocketAddr,
+    ledger: Arc<Mutex<Ledger>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Provider {
+    /// Starts the provider on `127.0.0.1:0`.
+    pub(super) async fn start() -> anyhow::Result<Provider> {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let app = Router::new()
+            .route("/v1/charges", post(charge))
+            .with_state(ledger.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Provider { addr, ledger, task })
+    }
+
+    /// What it saw so far.
+    pub(super) fn ledger(&self) -> Ledger {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn charge(
+    State(ledger): State<Arc<Mutex<Ledger>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let order: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let order_id = order["order_id"].as_str().unwrap_or("?").to_string();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Decide under the lock; answer (and sleep) outside it.
+    let (charge_id, fate) = {
+        let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        l.requests += 1;
+        let Some(key) = key else {
+            l.unkeyed += 1;
+            return answer(StatusCode::BAD_REQUEST, json!({"error": "Idempotency-Key required"}));
+        };
+        l.keys.insert(key.clone());
+        if let Some((_, id)) = l.charges.get(&key) {
+            // A retry of a charge already made: the same charge, no new one.
+            (id.clone(), Fate::Answer)
+        } else {
+            let fate = match l.requests % 7 {
+                3 => Fate::Unavailable,
+                5 => Fate::Slow,
+                6 => Fate::Drop,
+                _ => Fate::Answer,
+            };
+            if fate == Fate::Unavailable {
+                return answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "try later"}));
+            }
+            let id = format!("ch_{:06}", l.charges.len() + 1);
+            l.charges.insert(key, (order_id.clone(), id.clone()));
+            (id, fate)
+        }
+    };
+    let charged = json!({"id": charge_id, "order_id": order_id});
+    match fate {
+        Fate::Slow => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            answer(StatusCode::OK, charged)
+        }
+        Fate::Drop => {
+            // Charged; the answer dies on the wire: headers, then a body that fails.
+            let lost = futures_util::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("connection dropped"))
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(lost))
+                .unwrap_or_default()
+        }
+        _ => answer(StatusCode::OK, charged),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Answer,
+    Unavailable,
+    Slow,
+    Drop,
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
