@@ -10,11 +10,16 @@ pub(crate) use wasm::*;
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use crate::testing::fake::*;
 
-/// Outbound HTTP is not faked: natively every request is unavailable.
+/// Outbound HTTP is not faked: natively a well-formed request is unavailable (a malformed
+/// one is refused as it would be on wasm).
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn http_send(
-    _request: &crate::http::RequestBuilder,
+    request: &crate::http::RequestBuilder,
 ) -> Result<crate::http::Response, crate::http::Error> {
+    crate::http::split_url(&request.url)?;
+    if request.method.is_empty() {
+        return Err(crate::http::Error::Invalid("no method".into()));
+    }
     Err(crate::http::Error::Unavailable)
 }
 
@@ -60,12 +65,10 @@ mod http_wasm {
 
     fn from_stream(error: StreamError) -> Error {
         match error {
-            StreamError::LastOperationFailed(e) => {
-                match wasip2::http::types::http_error_code(&e) {
-                    Some(code) => from_code(&code),
-                    None => Error::Connection(e.to_debug_string()),
-                }
-            }
+            StreamError::LastOperationFailed(e) => match wasip2::http::types::http_error_code(&e) {
+                Some(code) => from_code(&code),
+                None => Error::Connection(e.to_debug_string()),
+            },
             StreamError::Closed => Error::Connection("the stream closed".into()),
         }
     }
@@ -91,7 +94,9 @@ mod http_wasm {
             .map_err(|e| Error::Invalid(format!("headers: {e:?}")))?;
         let outgoing = OutgoingRequest::new(headers);
         let invalid = |what: &str| Error::Invalid(what.to_string());
-        outgoing.set_method(&method).map_err(|()| invalid("method"))?;
+        outgoing
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
         outgoing
             .set_scheme(Some(&scheme))
             .map_err(|()| invalid("scheme"))?;
@@ -112,7 +117,8 @@ mod http_wasm {
             let _ = options.set_between_bytes_timeout(Some(nanos(t)));
         }
         // Handle first, then write: the host reads the body as the guest writes it.
-        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|c| from_code(&c))?;
+        let future =
+            outgoing_handler::handle(outgoing, Some(options)).map_err(|c| from_code(&c))?;
         let mut write_error = None;
         {
             let stream = body.write().map_err(|()| invalid("body stream"))?;

@@ -339,7 +339,13 @@ impl Metrics {
 
     /// Counts one outbound HTTP request of `tenant`'s to `host` (an allow-list label or
     /// `other`) that ended in `outcome`, after `duration`.
-    pub fn http_request(&self, tenant: &str, host: &str, outcome: &'static str, duration: Duration) {
+    pub fn http_request(
+        &self,
+        tenant: &str,
+        host: &str,
+        outcome: &'static str,
+        duration: Duration,
+    ) {
         let labels = HttpLabels {
             tenant: tenant.to_string(),
             host: host.to_string(),

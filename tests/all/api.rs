@@ -126,13 +126,18 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
             Method::PATCH,
             "/v1/tenants/acme",
             ADMIN_TOKEN,
-            Some(json!({"limits": {"max_running": 7}, "allowed_hosts": ["https://api.example.com"]})),
+            Some(
+                json!({"limits": {"max_running": 7}, "allowed_hosts": ["https://api.example.com"]}),
+            ),
         )
         .await;
     assert_eq!(patched.0, 200, "{}", patched.1);
     assert_eq!(patched.1["limits"]["max_running"], 7);
     assert_eq!(patched.1["limits"]["fuel"], 5000);
-    assert_eq!(patched.1["allowed_hosts"], json!(["https://api.example.com"]));
+    assert_eq!(
+        patched.1["allowed_hosts"],
+        json!(["https://api.example.com"])
+    );
     problem(
         &s.call(
             Method::PATCH,

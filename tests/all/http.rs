@@ -163,9 +163,8 @@ impl Vendor {
 
 /// A runtime whose operator allows loopback, as `--allow-private-network 127.0.0.0/8` does.
 fn loopback_runtime() -> &'static Runtime {
-    static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
-        Runtime::new(loopback_config()).expect("building the loopback runtime")
-    });
+    static RUNTIME: LazyLock<Runtime> =
+        LazyLock::new(|| Runtime::new(loopback_config()).expect("building the loopback runtime"));
     &RUNTIME
 }
 
@@ -267,22 +266,26 @@ async fn an_allowed_host_is_called_and_the_vendor_sees_the_automatic_key() {
         seen[2].idempotency_key.as_deref(),
         Some(effect_key("acme", "job-1", "http/3").as_str())
     );
-    assert_eq!(results[0]["idempotency_key"], json!(seen[0].idempotency_key));
+    assert_eq!(
+        results[0]["idempotency_key"],
+        json!(seen[0].idempotency_key)
+    );
 
     // Each request is one line: method, host, path without query, status, bytes, duration.
     let lines = http_lines(&attempt);
     assert_eq!(lines.len(), 3, "{lines:?}");
     let host = format!("localhost:{}", vendor.port);
-    assert_eq!(
-        lines[0]["message"],
-        format!("POST {host}/charges -> 200")
-    );
+    assert_eq!(lines[0]["message"], format!("POST {host}/charges -> 200"));
     assert_eq!(field(&lines[0], "path"), "/charges");
     assert_eq!(field(&lines[0], "status"), "200");
     assert_eq!(field(&lines[0], "bytes"), "10");
     assert!(!field(&lines[0], "duration_ms").is_empty());
     assert_eq!(
-        attempt.http_calls.iter().map(|c| c.host.as_str()).collect::<Vec<_>>(),
+        attempt
+            .http_calls
+            .iter()
+            .map(|c| c.host.as_str())
+            .collect::<Vec<_>>(),
         ["localhost"; 3]
     );
 }
@@ -310,11 +313,20 @@ async fn a_guest_set_idempotency_key_wins_and_a_retry_sends_the_same_keys() {
         .await;
         assert!(results(&attempt).iter().all(|r| r["ok"] == true));
     }
-    let keys: Vec<_> = vendor.seen().into_iter().map(|s| s.idempotency_key).collect();
+    let keys: Vec<_> = vendor
+        .seen()
+        .into_iter()
+        .map(|s| s.idempotency_key)
+        .collect();
     let auto = Some(effect_key("acme", "job-1", "http/2"));
     assert_eq!(
         keys,
-        [Some("mine-1".into()), auto.clone(), Some("mine-1".into()), auto]
+        [
+            Some("mine-1".into()),
+            auto.clone(),
+            Some("mine-1".into()),
+            auto
+        ]
     );
 }
 
@@ -342,7 +354,10 @@ async fn an_unlisted_host_is_denied_with_the_reason_in_the_log() {
     assert_eq!(lines.len(), 2);
     let reason = field(&lines[0], "reason");
     assert!(
-        reason.contains(&format!("http://localhost:{} is not on the tenant's allow-list", vendor.port)),
+        reason.contains(&format!(
+            "http://localhost:{} is not on the tenant's allow-list",
+            vendor.port
+        )),
         "{reason}"
     );
     assert_eq!(field(&lines[0], "outcome"), "denied");
@@ -373,7 +388,8 @@ async fn ip_literals_are_denied_even_where_the_operator_allows_the_network() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_name_resolving_to_loopback_is_blocked_unless_the_operator_allows_the_network() {
     let vendor = Vendor::start().await;
-    let plan = json!({"requests": [{"method": "POST", "url": vendor.url("/charges"), "body": "x"}]});
+    let plan =
+        json!({"requests": [{"method": "POST", "url": vendor.url("/charges"), "body": "x"}]});
     // The shared runtime has no operator setting: localhost is on the list, but loopback.
     let attempt = call_in(
         runtime(),
@@ -385,7 +401,12 @@ async fn a_name_resolving_to_loopback_is_blocked_unless_the_operator_allows_the_
     .await;
     let result = &results(&attempt)[0];
     assert_eq!(result["kind"], "denied", "{result}");
-    assert!(result["error"].as_str().unwrap().contains("DestinationIpProhibited"));
+    assert!(
+        result["error"]
+            .as_str()
+            .unwrap()
+            .contains("DestinationIpProhibited")
+    );
     let reason = field(&http_lines(&attempt)[0], "reason");
     assert!(reason.contains("loopback address: blocked"), "{reason}");
     assert_eq!(attempt.http_calls[0].outcome.label(), "blocked");
@@ -498,7 +519,10 @@ async fn a_slow_vendor_meets_the_tenants_timeouts_whatever_the_guest_asks() {
     assert!((300..2000).contains(&durations[0]), "{durations:?}");
     assert!(durations[1] < 300, "{durations:?}");
     let lines = http_lines(&attempt);
-    assert!(field(&lines[3], "reason").contains("between-bytes timeout"), "{lines:?}");
+    assert!(
+        field(&lines[3], "reason").contains("between-bytes timeout"),
+        "{lines:?}"
+    );
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
@@ -545,7 +569,10 @@ async fn allow_lists_are_validated_on_create_and_patch_naming_the_entry() {
             .await;
         assert_eq!(status, 422, "{bad}: {body}");
         assert!(
-            body["detail"].as_str().unwrap().contains(&format!("{bad:?}")),
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{bad:?}")),
             "{bad}: {body}"
         );
     }
@@ -566,7 +593,13 @@ async fn allow_lists_are_validated_on_create_and_patch_naming_the_entry() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("\"https://[::1]\""), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"https://[::1]\""),
+        "{body}"
+    );
     let (status, body) = server
         .call(
             reqwest::Method::PATCH,
@@ -576,7 +609,12 @@ async fn allow_lists_are_validated_on_create_and_patch_naming_the_entry() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("http_first_byte_timeout_ms"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("http_first_byte_timeout_ms")
+    );
     let (_, listed) = server.get("/v1/tenants", ADMIN_TOKEN).await;
     assert_eq!(
         listed["tenants"][0]["allowed_hosts"],
@@ -594,7 +632,12 @@ async fn a_tenants_allow_list_never_applies_to_another_and_retries_resend_the_sa
     let db = test_db().await;
     let store = &db.store;
     let allowed = store
-        .tenant_create_with_hosts("allowed", &TenantLimitSpec::default(), &[vendor.origin()], None)
+        .tenant_create_with_hosts(
+            "allowed",
+            &TenantLimitSpec::default(),
+            &[vendor.origin()],
+            None,
+        )
         .await
         .unwrap();
     let other = store
@@ -635,8 +678,14 @@ async fn a_tenants_allow_list_never_applies_to_another_and_retries_resend_the_sa
     let seen = vendor.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
     let key = effect_key("allowed", &ids[0].to_string(), "http/1");
-    assert!(seen.iter().all(|s| s.idempotency_key.as_deref() == Some(key.as_str())));
-    assert!(seen.iter().all(|s| s.method == "POST" && s.path == "/charges"));
+    assert!(
+        seen.iter()
+            .all(|s| s.idempotency_key.as_deref() == Some(key.as_str()))
+    );
+    assert!(
+        seen.iter()
+            .all(|s| s.method == "POST" && s.path == "/charges")
+    );
 
     let job = store.job_get(allowed.id, ids[0]).await.unwrap();
     assert_eq!(job.state, JobState::Dead);
@@ -646,15 +695,22 @@ async fn a_tenants_allow_list_never_applies_to_another_and_retries_resend_the_sa
     // The other tenant's identical job was denied every time, and says why.
     let job = store.job_get(other.id, ids[1]).await.unwrap();
     let logged = job.logs.to_string();
-    assert!(logged.contains("is not on the tenant's allow-list"), "{logged}");
+    assert!(
+        logged.contains("is not on the tenant's allow-list"),
+        "{logged}"
+    );
 
     let rendered = metrics.render(store).await;
     assert!(
-        rendered.contains(r#"spool_http_requests_total{tenant="allowed",host="localhost",outcome="ok"} 3"#),
+        rendered.contains(
+            r#"spool_http_requests_total{tenant="allowed",host="localhost",outcome="ok"} 3"#
+        ),
         "{rendered}"
     );
     assert!(
-        rendered.contains(r#"spool_http_requests_total{tenant="other",host="other",outcome="denied"} 3"#),
+        rendered.contains(
+            r#"spool_http_requests_total{tenant="other",host="other",outcome="denied"} 3"#
+        ),
         "{rendered}"
     );
     assert!(rendered.contains("spool_http_request_duration_seconds_bucket"));

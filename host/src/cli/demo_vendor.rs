@@ -68,7 +68,10 @@ impl Provider {
 
     /// What it saw so far.
     pub(super) fn ledger(&self) -> Ledger {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -95,7 +98,10 @@ async fn charge(
         l.requests += 1;
         let Some(key) = key else {
             l.unkeyed += 1;
-            return answer(StatusCode::BAD_REQUEST, json!({"error": "Idempotency-Key required"}));
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "Idempotency-Key required"}),
+            );
         };
         l.keys.insert(key.clone());
         if let Some((_, id)) = l.charges.get(&key) {
@@ -109,7 +115,10 @@ async fn charge(
                 _ => Fate::Answer,
             };
             if fate == Fate::Unavailable {
-                return answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "try later"}));
+                return answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "try later"}),
+                );
             }
             let id = format!("ch_{:06}", l.charges.len() + 1);
             l.charges.insert(key, (order_id.clone(), id.clone()));

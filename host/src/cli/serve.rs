@@ -442,8 +442,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
 
 async fn dev_on(args: &DevArgs, listen: SocketAddr, cluster: &Cluster) -> anyhow::Result<ExitCode> {
     let (admin_token, _, _) = api::new_token();
-    let mut config =
-        ServerConfig::embedded(listen, cluster.url(), admin_token.clone(), args.slots);
+    let mut config = ServerConfig::embedded(listen, cluster.url(), admin_token.clone(), args.slots);
     config.allow_private_networks = args.network.allow_private_network.clone();
     let store = connect(&config).await?;
     let (tenant_token, hash, prefix) = api::new_token();

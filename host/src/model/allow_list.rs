@@ -300,7 +300,10 @@ mod tests {
             l.find(Scheme::Https, "xn--bcher-kva.example", 443)
                 .is_some()
         );
-        assert_eq!(normalize_host("API.example.com.").unwrap(), "api.example.com");
+        assert_eq!(
+            normalize_host("API.example.com.").unwrap(),
+            "api.example.com"
+        );
     }
 
     #[test]

@@ -249,8 +249,14 @@ impl TenantLimitSpec {
             ("max_http_response_bytes", self.max_http_response_bytes),
             ("max_http_request_bytes", self.max_http_request_bytes),
             ("http_connect_timeout_ms", self.http_connect_timeout_ms),
-            ("http_first_byte_timeout_ms", self.http_first_byte_timeout_ms),
-            ("http_between_bytes_timeout_ms", self.http_between_bytes_timeout_ms),
+            (
+                "http_first_byte_timeout_ms",
+                self.http_first_byte_timeout_ms,
+            ),
+            (
+                "http_between_bytes_timeout_ms",
+                self.http_between_bytes_timeout_ms,
+            ),
         ];
         for (name, value) in positive {
             if value == Some(0) {
@@ -260,12 +266,36 @@ impl TenantLimitSpec {
         // Upper bounds keep a tenant's HTTP within what one attempt's memory and wall clock
         // can hold anyway (0 requests is allowed: it turns outbound HTTP off).
         let at_most = [
-            ("max_http_requests", self.max_http_requests.map(u64::from), 10_000),
-            ("max_http_response_bytes", self.max_http_response_bytes, 1 << 30),
-            ("max_http_request_bytes", self.max_http_request_bytes, 1 << 30),
-            ("http_connect_timeout_ms", self.http_connect_timeout_ms, 3_600_000),
-            ("http_first_byte_timeout_ms", self.http_first_byte_timeout_ms, 3_600_000),
-            ("http_between_bytes_timeout_ms", self.http_between_bytes_timeout_ms, 3_600_000),
+            (
+                "max_http_requests",
+                self.max_http_requests.map(u64::from),
+                10_000,
+            ),
+            (
+                "max_http_response_bytes",
+                self.max_http_response_bytes,
+                1 << 30,
+            ),
+            (
+                "max_http_request_bytes",
+                self.max_http_request_bytes,
+                1 << 30,
+            ),
+            (
+                "http_connect_timeout_ms",
+                self.http_connect_timeout_ms,
+                3_600_000,
+            ),
+            (
+                "http_first_byte_timeout_ms",
+                self.http_first_byte_timeout_ms,
+                3_600_000,
+            ),
+            (
+                "http_between_bytes_timeout_ms",
+                self.http_between_bytes_timeout_ms,
+                3_600_000,
+            ),
         ];
         for (name, value, max) in at_most {
             if value.is_some_and(|v| v > max) {

@@ -123,7 +123,12 @@ impl ResponseBody {
         }
     }
 
-    fn fail(&mut self, outcome: Outcome, reason: &str, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    fn fail(
+        &mut self,
+        outcome: Outcome,
+        reason: &str,
+        error: Error,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         self.ended = true;
         self.call.finish(outcome, self.read, Some(reason));
         Poll::Ready(Some(Err(error)))

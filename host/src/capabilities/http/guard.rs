@@ -117,18 +117,54 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Special> {
         return Some(Special::Loopback);
     }
     let table: [(Ipv6Addr, u32, Special); 9] = [
-        (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, Special::LinkLocal),
-        (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, Special::Private),
-        (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, Special::Multicast),
+        (
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+            10,
+            Special::LinkLocal,
+        ),
+        (
+            Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+            7,
+            Special::Private,
+        ),
+        (
+            Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0),
+            8,
+            Special::Multicast,
+        ),
         // NAT64 (well-known and local-use): a way to reach any IPv4 address.
-        (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96, Special::Reserved),
-        (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, Special::Reserved),
+        (
+            Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0),
+            96,
+            Special::Reserved,
+        ),
+        (
+            Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),
+            48,
+            Special::Reserved,
+        ),
         // 6to4, which embeds an IPv4 address too.
-        (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, Special::Reserved),
+        (
+            Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0),
+            16,
+            Special::Reserved,
+        ),
         // Protocol assignments (Teredo among them) and documentation.
-        (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, Special::Reserved),
-        (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, Special::Reserved),
-        (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, Special::Reserved),
+        (
+            Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
+            23,
+            Special::Reserved,
+        ),
+        (
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+            32,
+            Special::Reserved,
+        ),
+        (
+            Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
+            20,
+            Special::Reserved,
+        ),
     ];
     if let Some((_, _, kind)) = table.iter().find(|(net, p, _)| in_v6(ip, *net, *p)) {
         return Some(*kind);
@@ -229,7 +265,13 @@ mod tests {
 
     #[test]
     fn public_v4_addresses_pass() {
-        for addr in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "192.169.0.1"] {
+        for addr in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.169.0.1",
+        ] {
             assert_eq!(classify(ip(addr)), None, "{addr}");
         }
     }
@@ -263,9 +305,13 @@ mod tests {
 
     #[test]
     fn the_operator_can_open_a_private_network_and_only_that() {
-        let operator = PrivateNetworks::new(vec![PrivateNetworks::parse_one("127.0.0.0/8").unwrap()]);
+        let operator =
+            PrivateNetworks::new(vec![PrivateNetworks::parse_one("127.0.0.0/8").unwrap()]);
         assert_eq!(check(ip("127.0.0.1"), false, &operator), Verdict::Allowed);
-        assert_eq!(check(ip("::ffff:127.0.0.1"), true, &operator), Verdict::Allowed);
+        assert_eq!(
+            check(ip("::ffff:127.0.0.1"), true, &operator),
+            Verdict::Allowed
+        );
         assert_eq!(
             check(ip("10.0.0.1"), true, &operator),
             Verdict::Blocked(Special::Private)
@@ -297,7 +343,9 @@ mod tests {
             "10.1.2.3/32"
         );
         assert_eq!(
-            PrivateNetworks::parse_one("10.1.2.3/8").unwrap().to_string(),
+            PrivateNetworks::parse_one("10.1.2.3/8")
+                .unwrap()
+                .to_string(),
             "10.0.0.0/8"
         );
         assert!(PrivateNetworks::parse_one("ten").is_err());

@@ -1,10 +1,10 @@
 //! Sending one request: the checks in order, then connect, TLS and one HTTP/1.1 exchange.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::pin::Pin;
 
 use http::header::HeaderValue;
 use http::{Method, Uri};
@@ -348,7 +348,10 @@ async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Refusal> {
 }
 
 /// A response, and the task driving its connection.
-type Exchanged = (http::Response<hyper::body::Incoming>, AbortOnDrop<hyper::Result<()>>);
+type Exchanged = (
+    http::Response<hyper::body::Incoming>,
+    AbortOnDrop<hyper::Result<()>>,
+);
 
 /// One HTTP/1.1 exchange on `stream`; the connection is driven by a task that ends with it
 /// (or when the response, and with it the sandbox, is dropped).
@@ -376,7 +379,11 @@ where
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| {
-                Refusal::new(Outcome::Error, format!("HTTP handshake: {e}"), Error::Hyper(e))
+                Refusal::new(
+                    Outcome::Error,
+                    format!("HTTP handshake: {e}"),
+                    Error::Hyper(e),
+                )
             })?;
         let driver = AbortOnDrop(tokio::spawn(conn));
         let response = sender.send_request(request).await;
