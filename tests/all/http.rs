@@ -715,3 +715,73 @@ async fn a_tenants_allow_list_never_applies_to_another_and_retries_resend_the_sa
     );
     assert!(rendered.contains("spool_http_request_duration_seconds_bucket"));
 }
+
+/// Figures for the issue's closing note, not a check: the time one outbound request adds to
+/// an attempt on loopback, against a plain client making the same requests (a new
+/// connection each, as Spool makes them). `cargo test -p spool-tests --test all --release --
+/// --ignored --nocapture per_request`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement; run it by name"]
+async fn per_request_overhead_on_loopback() {
+    const N: usize = 200;
+    let vendor = Vendor::start().await;
+    let origin = [vendor.origin()];
+    let limits = Limits {
+        max_http_requests: N as u32,
+        ..Limits::default()
+    };
+    let run = async |n: usize| {
+        let plan = json!({"requests": [{"url": vendor.url("/ping"), "repeat": n}]});
+        let started = Instant::now();
+        let attempt = call(plan, &origin, &limits).await;
+        let failed: Vec<_> = results(&attempt)
+            .into_iter()
+            .filter(|r| r["ok"] != true)
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} failed, first {:?}; {:?}",
+            failed.len(),
+            failed.first(),
+            http_lines(&attempt)
+                .iter()
+                .find(|l| field(l, "outcome") != "ok")
+        );
+        started.elapsed()
+    };
+    run(N).await; // warm: compiled, cached
+    let mut empty = Duration::MAX;
+    let mut full = Duration::MAX;
+    for _ in 0..5 {
+        empty = empty.min(run(0).await);
+        full = full.min(run(N).await);
+    }
+    let in_sandbox = (full - empty) / N as u32;
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/ping", vendor.port);
+    let mut plain = Duration::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..N {
+            client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+        plain = plain.min(started.elapsed() / N as u32);
+    }
+    println!(
+        "per request on loopback: {:?} from a guest through Spool (attempt without requests: \
+         {empty:?}), {plain:?} from a plain client with a new connection each: overhead {:?}",
+        in_sandbox,
+        in_sandbox.saturating_sub(plain)
+    );
+}

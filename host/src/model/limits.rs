@@ -73,6 +73,26 @@ impl Limits {
     pub const DEFAULT_HTTP_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(20);
     /// Default cap on a pause within a response body.
     pub const DEFAULT_HTTP_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The most outbound HTTP requests a tenant may give an attempt.
+    pub const MAX_HTTP_REQUESTS: u32 = 10_000;
+    /// The largest HTTP request or response body a tenant may allow.
+    pub const MAX_HTTP_BODY_BYTES: u64 = 1 << 30;
+    /// The longest HTTP timeout cap a tenant may set.
+    pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+    /// These limits with the outbound-HTTP fields at the most a tenant may be given: what a
+    /// runtime's `max_limits` starts from, so that the tenant's own HTTP limits are what holds.
+    pub fn with_http_maxima(self) -> Limits {
+        Limits {
+            max_http_requests: Self::MAX_HTTP_REQUESTS,
+            max_http_response_bytes: Self::MAX_HTTP_BODY_BYTES,
+            max_http_request_bytes: Self::MAX_HTTP_BODY_BYTES,
+            http_connect_timeout: Self::MAX_HTTP_TIMEOUT,
+            http_first_byte_timeout: Self::MAX_HTTP_TIMEOUT,
+            http_between_bytes_timeout: Self::MAX_HTTP_TIMEOUT,
+            ..self
+        }
+    }
 
     /// Returns these limits with every field lowered to at most `cap`'s.
     pub fn capped_by(&self, cap: &Limits) -> Limits {

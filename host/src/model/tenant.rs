@@ -265,36 +265,33 @@ impl TenantLimitSpec {
         }
         // Upper bounds keep a tenant's HTTP within what one attempt's memory and wall clock
         // can hold anyway (0 requests is allowed: it turns outbound HTTP off).
+        let ms = Limits::MAX_HTTP_TIMEOUT.as_millis() as u64;
         let at_most = [
             (
                 "max_http_requests",
                 self.max_http_requests.map(u64::from),
-                10_000,
+                u64::from(Limits::MAX_HTTP_REQUESTS),
             ),
             (
                 "max_http_response_bytes",
                 self.max_http_response_bytes,
-                1 << 30,
+                Limits::MAX_HTTP_BODY_BYTES,
             ),
             (
                 "max_http_request_bytes",
                 self.max_http_request_bytes,
-                1 << 30,
+                Limits::MAX_HTTP_BODY_BYTES,
             ),
-            (
-                "http_connect_timeout_ms",
-                self.http_connect_timeout_ms,
-                3_600_000,
-            ),
+            ("http_connect_timeout_ms", self.http_connect_timeout_ms, ms),
             (
                 "http_first_byte_timeout_ms",
                 self.http_first_byte_timeout_ms,
-                3_600_000,
+                ms,
             ),
             (
                 "http_between_bytes_timeout_ms",
                 self.http_between_bytes_timeout_ms,
-                3_600_000,
+                ms,
             ),
         ];
         for (name, value, max) in at_most {

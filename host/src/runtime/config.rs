@@ -21,7 +21,8 @@ pub enum OptLevel {
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// The most any attempt may be granted; also sizes the pooling allocator's memory slots.
-    /// Default: [`Limits::default`] with 512 MiB of memory.
+    /// Default: [`Limits::default`] with 512 MiB of memory and the outbound-HTTP limits at
+    /// the most a tenant may set ([`Limits::with_http_maxima`]).
     pub max_limits: Limits,
     /// Sandboxes that may be alive at once: the pooling allocator's instance count.
     /// Default 128.
@@ -59,7 +60,8 @@ impl Default for RuntimeConfig {
             max_limits: Limits {
                 memory_bytes: 512 << 20,
                 ..Limits::default()
-            },
+            }
+            .with_http_maxima(),
             max_instances: 128,
             pooling: true,
             cache_dir: None,
