@@ -318,8 +318,13 @@ async fn walk_through(
         per_order.len()
     );
     println!(
-        "                         (503s, timeouts and answers lost after the charge were retried \
-         with the same key)"
+        "                         {} answered 503, {} charged but too slow, {} charged but the \
+         answer lost;",
+        ledger.unavailable, ledger.slow, ledger.dropped
+    );
+    println!(
+        "                         {} retries brought a charged key back: answered, not charged again",
+        ledger.replayed
     );
     println!("  duplicate enqueues     1 recognised by idempotency key");
     println!(

@@ -31,6 +31,14 @@ pub(super) struct Ledger {
     pub(super) keys: std::collections::HashSet<String>,
     /// Requests without an idempotency key.
     pub(super) unkeyed: u64,
+    /// Requests answered 503, charging nothing.
+    pub(super) unavailable: u64,
+    /// Charges answered past the handler's timeout.
+    pub(super) slow: u64,
+    /// Charges whose answer was dropped.
+    pub(super) dropped: u64,
+    /// Retries of a charge already made, answered with it.
+    pub(super) replayed: u64,
 }
 
 impl Ledger {
@@ -106,7 +114,9 @@ async fn charge(
         l.keys.insert(key.clone());
         if let Some((_, id)) = l.charges.get(&key) {
             // A retry of a charge already made: the same charge, no new one.
-            (id.clone(), Fate::Answer)
+            let id = id.clone();
+            l.replayed += 1;
+            (id, Fate::Answer)
         } else {
             let fate = match l.requests % 7 {
                 3 => Fate::Unavailable,
@@ -114,6 +124,12 @@ async fn charge(
                 6 => Fate::Drop,
                 _ => Fate::Answer,
             };
+            match fate {
+                Fate::Unavailable => l.unavailable += 1,
+                Fate::Slow => l.slow += 1,
+                Fate::Drop => l.dropped += 1,
+                Fate::Answer => {}
+            }
             if fate == Fate::Unavailable {
                 return answer(
                     StatusCode::SERVICE_UNAVAILABLE,
