@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use spool::capabilities::store::MemoryBackend;
 use spool::model::{JobContext, Limits};
 use spool::runtime::{Runtime, RuntimeConfig};
@@ -63,5 +63,8 @@ fn attempts(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, attempts);
-criterion_main!(benches);
+#[allow(missing_docs, reason = "criterion_group! defines the group's function")]
+mod group {
+    criterion::criterion_group!(benches, super::attempts);
+}
+criterion::criterion_main!(group::benches);

@@ -7,7 +7,6 @@
 pub mod alerts;
 pub mod api;
 pub mod capabilities;
-pub mod devdb;
 pub mod maintenance;
 pub mod metrics;
 pub mod model;

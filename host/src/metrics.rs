@@ -55,6 +55,7 @@ struct TenantLabels {
     tenant: String,
 }
 
+/// The labels of a job's series: its tenant and queue.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
     /// The tenant's name.

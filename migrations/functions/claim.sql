@@ -6,12 +6,20 @@
 -- claims of one tenant are serialised by an advisory lock taken before the running jobs are
 -- counted, so concurrent claimers cannot each admit the same room. Every claimed job gets a
 -- fresh run_lease and a lease of p_lease_ms.
+--
+-- The claiming worker says how many jobs it holds per tenant (p_held_tenants/p_held_counts):
+-- a tenant's turns start after the ones it already holds, so a worker's slots go first to the
+-- tenants holding fewest of them. A tenant whose jobs run long cannot fill a worker's slots
+-- while another tenant waits: each slot it frees goes to the waiting tenant until they hold
+-- as many.
 CREATE OR REPLACE FUNCTION spool.claim(
     p_queue    text,
     p_limit    integer,
     p_worker   text,
     p_lease_ms bigint,
-    p_now      timestamptz DEFAULT NULL
+    p_now      timestamptz DEFAULT NULL,
+    p_held_tenants bigint[] DEFAULT '{}',
+    p_held_counts  integer[] DEFAULT '{}'
 ) RETURNS TABLE (
     tenant_id bigint, tenant text, tenant_limits jsonb, id uuid, queue text, handler text,
     handler_version integer, digest text, attempt integer, max_attempts integer,
@@ -53,12 +61,14 @@ BEGIN
     RETURN QUERY
     WITH room AS (
         SELECT tn.id AS tenant_id, random() AS turn_order,
+               coalesce((SELECT h.n FROM unnest(p_held_tenants, p_held_counts) AS h(tenant_id, n)
+                         WHERE h.tenant_id = tn.id LIMIT 1), 0) AS held,
                greatest(0, tn.max_running - (
                    SELECT count(*) FROM spool.jobs r
                    WHERE r.tenant_id = tn.id AND r.state = 'running'))::integer AS n
         FROM spool.tenants tn WHERE tn.id = ANY (v_tenants)
     ), candidates AS (
-        SELECT c.tenant_id, c.id, c.turn, room.turn_order
+        SELECT c.tenant_id, c.id, c.turn + room.held AS turn, room.turn_order
         FROM room
         CROSS JOIN LATERAL (
             SELECT j.tenant_id, j.id, j.priority, j.run_at,
@@ -68,7 +78,7 @@ BEGIN
             ORDER BY j.priority, j.run_at, j.id
             LIMIT least(room.n, p_limit)
         ) c
-        ORDER BY c.turn, room.turn_order
+        ORDER BY c.turn + room.held, room.turn_order
         LIMIT p_limit
     ), locked AS (
         SELECT j.tenant_id, j.id FROM spool.jobs j

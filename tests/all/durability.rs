@@ -15,10 +15,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spool::devdb::{Cluster, ClusterConfig};
 use spool::model::{JobState, NewJob};
 use spool::sqlx::{self, PgPool, Row};
 use spool::store::Store;
+use spool_devdb::{Cluster, ClusterConfig};
 use spool_tests::db::test_db;
 use spool_tests::{factory, spool_bin, workspace_root};
 use uuid::Uuid;

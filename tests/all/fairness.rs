@@ -81,3 +81,41 @@ async fn max_running_holds_under_concurrent_claimers() {
         "eight concurrent claimers took {total} jobs of a cap of 10"
     );
 }
+
+/// A worker's slots go first to the tenants holding fewest of them: a tenant whose long jobs
+/// hold a worker's slots gets none of the slots they free while another tenant waits.
+#[tokio::test]
+async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
+    let db = test_db().await;
+    let long = tenant(&db.store, "long", 1_000).await;
+    let short = tenant(&db.store, "short", 1_000).await;
+    let jobs: Vec<NewJob> = (0..100)
+        .map(|i| NewJob::json("h", &json!({ "i": i })))
+        .collect();
+    enqueue(&db.store, long, &jobs).await;
+    enqueue(&db.store, short, &jobs).await;
+    // The worker holds three of `long`'s jobs and one of `short`'s: its next two free slots
+    // go to `short` (a random pick would give `long` one of them three times in four).
+    for _ in 0..20 {
+        let claimed = db
+            .store
+            .job_claim_sharing("default", 2, "w", LEASE, None, &[(long, 3), (short, 1)])
+            .await
+            .unwrap();
+        let tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
+        assert_eq!(
+            tenants,
+            [short, short],
+            "the slots went to the tenant holding fewer"
+        );
+    }
+    // Holding as many, the tenants take turns again.
+    let claimed = db
+        .store
+        .job_claim_sharing("default", 2, "w", LEASE, None, &[(long, 3), (short, 3)])
+        .await
+        .unwrap();
+    let mut tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
+    tenants.sort();
+    assert_eq!(tenants, [long.min(short), long.max(short)], "one each");
+}

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use spool::model::{JobState, NewJob, TenantLimitSpec};
-use spool::store::Store;
+use spool::store::{CompletionStatus, Store};
 use spool_tests::background::{self, Background};
 use spool_tests::db::{TestDb, test_db};
-use spool_tests::factory::{enqueue, put_handler};
+use spool_tests::factory::{claimed, enqueue, put_handler, success};
 use spool_tests::test_runtime;
 use uuid::Uuid;
 
@@ -261,4 +261,124 @@ async fn a_component_built_against_the_previous_contract_still_runs() {
     running.stop().await;
     counts.sort_unstable();
     assert_eq!(counts, [1, 2]);
+}
+
+/// A completion of `job` that puts `value` under `key` (a blind write).
+fn writing(job: &spool::model::ClaimedJob, key: &str, value: &str) -> spool::store::Completion {
+    let mut completion = success(job, "{}");
+    completion.store_writes = vec![spool::model::StoreWrite {
+        key: key.to_string(),
+        op: spool::model::WriteOp::Put(value.as_bytes().to_vec()),
+        expected: None,
+    }];
+    completion
+}
+
+/// A lock cycle (40P01) between a group commit and another transaction costs the job caught in
+/// it one prompt re-run, like a lost race, and nothing else: the other jobs of the batch,
+/// another tenant's among them, commit.
+#[tokio::test]
+async fn a_deadlock_in_a_group_commit_reruns_only_the_job_caught_in_it() {
+    let db = test_db().await;
+    let store = &db.store;
+    let victim = tenant(store, "cycle", TenantLimitSpec::default()).await;
+    let other = tenant(store, "bystander", TenantLimitSpec::default()).await;
+    let ok = || NewJob::json("hostile", &json!({"action": "ok"}));
+    let caught = claimed(store, victim, ok()).await;
+    let plain = claimed(store, other, ok()).await;
+    let writer = claimed(store, other, ok()).await;
+
+    // Another transaction holds the victim's store-quota row, which a commit that writes to
+    // the victim's store locks first.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO spool.kv_usage (tenant_id, bytes) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(victim)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut blocker = pool.begin().await.unwrap();
+    // Only the group commit looks for the cycle, so it is the one PostgreSQL cancels.
+    sqlx::query("SET LOCAL deadlock_timeout = '1h'")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1 FROM spool.kv_usage WHERE tenant_id = $1 FOR UPDATE")
+        .bind(victim)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    let batch = vec![
+        writing(&caught, "k", "caught"),
+        success(&plain, "{}"),
+        writing(&writer, "k", "bystander"),
+    ];
+    let commit = tokio::spawn({
+        let store = store.clone();
+        async move { store.job_finish_many(&batch, &[], None).await }
+    });
+    // The commit has locked the caught job's row and now waits for the quota row.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the group commit never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Closing the cycle: the other transaction now wants the job's row. It gets it once
+    // PostgreSQL has cancelled the commit's part for the caught job.
+    sqlx::query("SELECT 1 FROM spool.jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+        .bind(victim)
+        .bind(caught.id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    blocker.rollback().await.unwrap();
+
+    let statuses = commit.await.unwrap().expect("the batch commits");
+    assert_eq!(
+        statuses,
+        [
+            CompletionStatus::Conflict,
+            CompletionStatus::Completed,
+            CompletionStatus::Completed
+        ],
+        "only the caught job is put back"
+    );
+    let job = store.job_get(victim, caught.id).await.unwrap();
+    assert_eq!(job.state, JobState::Retryable, "the caught job runs again");
+    assert_eq!(job.attempt, 0, "the cycle is not charged as an attempt");
+    assert_eq!(job.conflicts, 1);
+    let last = job.errors.last().expect("the conflict is noted");
+    assert_eq!(last.kind, "conflict");
+    assert!(
+        last.message.contains("deadlock"),
+        "the note says why: {}",
+        last.message
+    );
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM spool.kv WHERE tenant_id = $1 AND key = 'k'")
+            .bind(other)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, b"bystander", "the other tenant's write committed");
+    let none: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT value FROM spool.kv WHERE tenant_id = $1 AND key = 'k'")
+            .bind(victim)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    assert_eq!(none, None, "the caught job's write did not");
+    pool.close().await;
 }

@@ -107,9 +107,13 @@ impl TokenCache {
         entries.insert(hash, (tenant, Instant::now()));
     }
 
-    /// Forgets everything: after a token is revoked or a tenant's limits change.
-    pub fn clear(&self) {
-        self.entries.lock().expect("token cache lock").clear();
+    /// Forgets one tenant's tokens: after one is revoked or the tenant's limits change. Other
+    /// tenants' stay cached, so a change costs no burst of lookups for everyone.
+    pub fn forget_tenant(&self, tenant_id: i64) {
+        self.entries
+            .lock()
+            .expect("token cache lock")
+            .retain(|_, (tenant, _)| tenant.id != tenant_id);
     }
 }
 

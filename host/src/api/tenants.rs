@@ -215,7 +215,7 @@ pub async fn update(
         .store
         .tenant_update(&name, &limits, req.allowed_hosts.as_deref())
         .await?;
-    state.tokens.clear();
+    state.tokens.forget_tenant(updated.id);
     Ok(Json(TenantView::of(&updated, None)))
 }
 
@@ -264,6 +264,6 @@ pub async fn token_revoke(
         Err(StoreError::NotFound) => return Err(ApiError::not_found("no such token")),
         r => r?,
     };
-    state.tokens.clear();
+    state.tokens.forget_tenant(tenant.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! attempt, group commit) against a fresh database of its own.
 //!
 //! The bench creates `spool_bench_<random>` on the server `--database-url` names, migrates it,
-//! creates a tenant and uploads the component as its handler, then runs three phases with one
+//! creates a tenant and uploads the component as its handler, then runs its phases with one
 //! worker (plus maintenance) in this process, configured as `spool worker` would be:
 //!
 //! 1. **enqueue**: `--jobs` no-op jobs in batches of `--batch`, one statement per batch, into
@@ -14,7 +14,11 @@
 //!    both database clocks) p50/p99/max, computed in SQL from history;
 //! 4. **api**: `--api-requests` single-job `POST /v1/jobs`, one after another over one
 //!    keep-alive connection to the HTTP API served on loopback in this process, as an
-//!    application enqueues from its request path: the client's round-trip p50/p99/max.
+//!    application enqueues from its request path: the client's round-trip p50/p99/max;
+//! 5. **hostile** (only with `--hostile ACTIONS`): with the worker running, the bench tenant's
+//!    `--jobs` are enqueued and burned down once alone and once after a second tenant, with
+//!    default limits, has queued as many jobs of the `hostile` fixture running those actions:
+//!    the victim's jobs/s in both, and their ratio.
 //!
 //! The database is dropped at the end (also after an error or Ctrl-C) unless `--keep`.
 //!
@@ -104,6 +108,24 @@ pub struct BenchArgs {
     /// Print only the JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// Adds a last phase with a hostile neighbour: the bench tenant's `--jobs` are burned down
+    /// once alone and once beside a second tenant (default limits) whose jobs run these
+    /// actions of the `hostile` fixture (comma-separated, e.g.
+    /// `spin,replicate,store-read-loop,spam-logs`), and the victim's throughput is reported
+    /// for both.
+    #[arg(long, value_name = "ACTIONS", value_delimiter = ',')]
+    hostile: Vec<String>,
+    /// The neighbour's component for `--hostile`.
+    #[arg(long, default_value = "target/wasm32-wasip2/release/hostile.wasm")]
+    hostile_component: PathBuf,
+}
+
+/// The victim's throughput without and with a hostile neighbour.
+struct Neighbour {
+    alone_jobs_per_s: f64,
+    beside_jobs_per_s: f64,
+    /// The neighbour's jobs that ran (any outcome) while the victim's burned down.
+    neighbour_attempts: u64,
 }
 
 /// Enqueue→start latency of the latency phase.
@@ -122,6 +144,8 @@ struct Inputs {
     component: Vec<u8>,
     /// The job enqueued over and over.
     job: NewJob,
+    /// The `--hostile` neighbour's component, when asked for.
+    hostile_component: Option<Vec<u8>>,
 }
 
 /// What the phases measured.
@@ -132,6 +156,8 @@ struct Measured {
     latency: Option<Latency>,
     /// Round trips of `POST /v1/jobs`, in milliseconds: p50, p99, max.
     api: Option<(f64, f64, f64)>,
+    /// The `--hostile` phase.
+    neighbour: Option<Neighbour>,
     /// What the worker counted over the whole run.
     stats: WorkerStats,
 }
@@ -154,6 +180,16 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             args.component.display()
         )
     })?;
+    let hostile_component = if args.hostile.is_empty() {
+        None
+    } else {
+        Some(std::fs::read(&args.hostile_component).with_context(|| {
+            format!(
+                "reading {} (build the guests with `make guests`, or pass --hostile-component)",
+                args.hostile_component.display()
+            )
+        })?)
+    };
     let worker_config = WorkerConfig {
         slots: args.slots,
         claim_batch: args.claim_batch,
@@ -188,6 +224,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         setup_sql,
         job: NewJob::json(HANDLER, &payload),
         component: bytes,
+        hostile_component,
     };
     let shutdown = CancellationToken::new();
     let measured = tokio::select! {
@@ -222,6 +259,13 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "p50_ms": round3(p50),
             "p99_ms": round3(p99),
             "max_ms": round3(max),
+        })),
+        "hostile": measured.neighbour.as_ref().map(|n| json!({
+            "actions": args.hostile,
+            "victim_alone_jobs_per_s": n.alone_jobs_per_s.round(),
+            "victim_beside_neighbour_jobs_per_s": n.beside_jobs_per_s.round(),
+            "ratio": round3(n.beside_jobs_per_s / n.alone_jobs_per_s),
+            "neighbour_attempts": n.neighbour_attempts,
         })),
         "component": args.component.display().to_string(),
         "payload": payload,
@@ -290,9 +334,20 @@ fn print_human(args: &BenchArgs, m: &Measured, postgres_version: &str) {
             args.api_requests
         );
     }
+    if let Some(n) = &m.neighbour {
+        println!(
+            "  victim burn-down alone {:.0} jobs/s, beside a neighbour running {} {:.0} jobs/s \
+             ({:.0} %; {} neighbour attempts meanwhile)",
+            n.alone_jobs_per_s,
+            args.hostile.join(","),
+            n.beside_jobs_per_s,
+            100.0 * n.beside_jobs_per_s / n.alone_jobs_per_s,
+            n.neighbour_attempts
+        );
+    }
 }
 
-/// Runs the three phases against the fresh database `database`.
+/// Runs the phases against the fresh database `database`.
 async fn run(
     args: &BenchArgs,
     database: &str,
@@ -399,11 +454,19 @@ async fn run(
         None
     };
 
+    // Phase 5: the victim alone, then beside a hostile neighbour (last: the neighbour's work
+    // may never drain).
+    let neighbour = match &inputs.hostile_component {
+        Some(component) => Some(neighbour(args, &store, tenant.id, job, component, &worker).await?),
+        None => None,
+    };
+
     shutdown.cancel();
     let stats = running.await.unwrap_or_else(|_| worker.stats());
     let _ = maintenance.await;
     store.close().await;
     Ok(Measured {
+        neighbour,
         enqueue_jobs_per_s: args.jobs as f64 / enqueue_secs,
         burn_down_jobs_per_s: args.jobs as f64 / burn_down_secs,
         burn_down_secs,
@@ -411,6 +474,88 @@ async fn run(
         api,
         stats,
     })
+}
+
+/// The `--hostile` phase, with the worker running: the victim's `--jobs` burned down alone,
+/// then again after a neighbour tenant has queued as many jobs running the hostile actions.
+async fn neighbour(
+    args: &BenchArgs,
+    store: &Store,
+    victim: i64,
+    job: &NewJob,
+    component: &[u8],
+    worker: &Worker,
+) -> anyhow::Result<Neighbour> {
+    let alone = victim_burn_down(args, store, victim, job, "victim alone").await?;
+    let neighbour = store
+        .tenant_create("neighbour", &spool::model::TenantLimitSpec::default(), None)
+        .await?;
+    store
+        .handler_put(
+            neighbour.id,
+            "hostile",
+            &cache::digest(component),
+            component,
+        )
+        .await?;
+    let before = worker.stats().claimed;
+    let per_action = (args.jobs / args.hostile.len() as u64).max(1);
+    for action in &args.hostile {
+        let hostile = NewJob::json("hostile", &json!({ "action": action }));
+        let mut left = per_action;
+        while left > 0 {
+            let n = left.min(args.batch as u64);
+            store
+                .job_enqueue_many(neighbour.id, &vec![hostile.clone(); n as usize], None)
+                .await
+                .with_context(|| format!("enqueueing the neighbour's {action:?} jobs"))?;
+            left -= n;
+        }
+    }
+    let beside = victim_burn_down(args, store, victim, job, "victim beside neighbour").await?;
+    let attempts = worker.stats().claimed.saturating_sub(before + args.jobs);
+    Ok(Neighbour {
+        alone_jobs_per_s: args.jobs as f64 / alone,
+        beside_jobs_per_s: args.jobs as f64 / beside,
+        neighbour_attempts: attempts,
+    })
+}
+
+/// Enqueues the victim's `--jobs` while the worker runs and waits until the victim has nothing
+/// pending; returns the seconds it took.
+async fn victim_burn_down(
+    args: &BenchArgs,
+    store: &Store,
+    victim: i64,
+    job: &NewJob,
+    phase: &'static str,
+) -> anyhow::Result<f64> {
+    let bar = progress(args.jobs, phase);
+    let started = Instant::now();
+    let mut left = args.jobs;
+    while left > 0 {
+        let n = left.min(args.batch as u64);
+        store
+            .job_enqueue_many(victim, &vec![job.clone(); n as usize], None)
+            .await?;
+        left -= n;
+    }
+    let mut last = (u64::MAX, Instant::now());
+    loop {
+        let pending = store.tenant_pending(victim).await?.max(0) as u64;
+        bar.set_position(args.jobs.saturating_sub(pending));
+        if pending == 0 {
+            break;
+        }
+        if pending != last.0 {
+            last = (pending, Instant::now());
+        } else if last.1.elapsed() > STALL_TIMEOUT {
+            bail!("the victim's jobs stalled for {STALL_TIMEOUT:?} with {pending} pending");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bar.finish();
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Serves the API on loopback and times `requests` single-job enqueues, one after another:

@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use spool::alerts::{Alerts, AlertsConfig};
 use spool::api::{self, ApiConfig, AppState};
-use spool::devdb::{Cluster, ClusterConfig};
 use spool::maintenance::{Maintenance, MaintenanceConfig};
 use spool::metrics::Metrics;
 use spool::model::TenantLimitSpec;
@@ -19,6 +18,7 @@ use spool::quota::Quotas;
 use spool::runtime::{CompileConfig, Compiler, Runtime, RuntimeConfig};
 use spool::store::{HANDLER_VERSIONS_KEPT_MIN, Store, StoreError};
 use spool::worker::{Worker, WorkerConfig};
+use spool_devdb::{Cluster, ClusterConfig};
 use tokio_util::sync::CancellationToken;
 
 /// The address `spool serve` listens on by default.

@@ -246,12 +246,35 @@ impl Store {
         lease: Duration,
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<ClaimedJob>> {
-        let rows = sqlx::query("SELECT * FROM spool.claim($1, $2, $3, $4, $5)")
+        self.job_claim_sharing(queue, limit, worker, lease, now, &[])
+            .await
+    }
+
+    /// [`Store::job_claim`] for a worker that already holds `held` jobs per tenant
+    /// (`(tenant, jobs)`): its slots go first to the tenants holding fewest, so that long
+    /// jobs of one tenant cannot fill them while another tenant waits.
+    pub async fn job_claim_sharing(
+        &self,
+        queue: &str,
+        limit: u32,
+        worker: &str,
+        lease: Duration,
+        now: Option<DateTime<Utc>>,
+        held: &[(i64, u32)],
+    ) -> Result<Vec<ClaimedJob>> {
+        let held_tenants: Vec<i64> = held.iter().map(|h| h.0).collect();
+        let held_counts: Vec<i32> = held
+            .iter()
+            .map(|h| h.1.min(i32::MAX as u32) as i32)
+            .collect();
+        let rows = sqlx::query("SELECT * FROM spool.claim($1, $2, $3, $4, $5, $6, $7)")
             .bind(queue)
             .bind(limit.min(i32::MAX as u32) as i32)
             .bind(worker)
             .bind(ms(lease))
             .bind(now)
+            .bind(&held_tenants)
+            .bind(&held_counts)
             .fetch_all(&self.lease_pool)
             .await?;
         rows.into_iter()

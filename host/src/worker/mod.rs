@@ -137,6 +137,15 @@ fn lock(held: &HeldJobs) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How many jobs this worker holds per tenant, for the claim's fair share of its slots.
+fn held_by_tenant(held: &HeldJobs) -> Vec<(i64, u32)> {
+    let mut counts: HashMap<i64, u32> = HashMap::new();
+    for job in lock(held).values() {
+        *counts.entry(job.tenant_id).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
 /// Whether a worker's group commit is getting through, for readiness checks: a worker whose
 /// commits have failed for a while should take no traffic. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -283,9 +292,17 @@ impl Worker {
             let queue = &self.config.queues[queue_turn % self.config.queues.len()];
             queue_turn = queue_turn.wrapping_add(1);
             let limit = (free as u32).min(self.config.claim_batch);
+            let held_by_tenant = held_by_tenant(&held);
             let claimed = match self
                 .store
-                .job_claim(queue, limit, &self.config.id, self.config.lease, None)
+                .job_claim_sharing(
+                    queue,
+                    limit,
+                    &self.config.id,
+                    self.config.lease,
+                    None,
+                    &held_by_tenant,
+                )
                 .await
             {
                 Ok(claimed) => claimed,
