@@ -4,6 +4,8 @@
 -- both from the claim. A new result column is a new signature: the old function goes here and
 -- migrations/functions/claim.sql creates the new one after the numbered migrations.
 DROP FUNCTION IF EXISTS spool.claim(text, integer, text, bigint, timestamptz);
+-- The signature 0013 introduces, for a database that had it before this migration ran.
+DROP FUNCTION IF EXISTS spool.claim(text, integer, text, bigint, timestamptz, bigint[], integer[]);
 
 -- Entries are `scheme://host[:port]` now. Before, they were bare host names, stored but never
 -- used; `api.example.com` becomes `https://api.example.com`, in the same order. An entry that
