@@ -584,6 +584,10 @@ async fn allow_lists_are_validated_on_create_and_patch_naming_the_entry() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    // A component importing wasi:http/outgoing-handler passes upload validation.
+    let token = body["token"].as_str().unwrap().to_string();
+    let (status, uploaded) = server.upload(&token, "caller", "http-client").await;
+    assert!((200..300).contains(&status), "{uploaded}");
     let (status, body) = server
         .call(
             reqwest::Method::PATCH,
