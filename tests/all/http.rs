@@ -527,6 +527,36 @@ async fn a_slow_vendor_meets_the_tenants_timeouts_whatever_the_guest_asks() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_vendor_that_never_accepts_meets_the_connect_timeout() {
+    // A listener with a backlog of 1 that never accepts: once its queue is full the kernel
+    // drops further SYNs, and a new connection hangs in the handshake.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let _listener = socket.listen(1).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let connecting = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), connecting).await {
+            fillers.push(stream);
+        }
+    }
+    let limits = Limits {
+        http_connect_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let origin = format!("http://localhost:{port}");
+    let plan = json!({"requests": [{"url": format!("{origin}/"), "connect_timeout_ms": 60_000}]});
+    let started = Instant::now();
+    let attempt = call(plan, &[origin], &limits).await;
+    let result = &results(&attempt)[0];
+    assert_eq!(result["kind"], "timeout", "{result}");
+    let line = &http_lines(&attempt)[0];
+    assert!(field(line, "reason").contains("connect timeout"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn waiting_on_http_counts_against_the_attempts_wall_clock() {
     let vendor = Vendor::start().await;
     let limits = Limits {
