@@ -5,7 +5,7 @@
 //!
 //! fn charge(order: &str, cents: u64) -> Result<String, Failure> {
 //!     let response = http::post("https://api.payments.example/v1/charges")
-//!         .json(&serde_json::json!({ "order": order, "amount": cents }))?
+//!         .json(&serde_json::json!({ "order": order, "amount": cents }))
 //!         .send()?
 //!         .error_for_status()?;
 //!     let charge: serde_json::Value = response.json()?;
@@ -89,6 +89,8 @@ pub struct RequestBuilder {
     pub(crate) body: Vec<u8>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
+    /// A body that did not encode: reported by [`RequestBuilder::send`].
+    pub(crate) invalid: Option<String>,
 }
 
 /// Starts a request of `method` (`GET`, `POST`, ...) to `url` (`https://host[:port]/path`).
@@ -100,6 +102,7 @@ pub fn request(method: &str, url: &str) -> RequestBuilder {
         body: Vec::new(),
         connect_timeout: None,
         timeout: None,
+        invalid: None,
     }
 }
 
@@ -139,10 +142,17 @@ impl RequestBuilder {
         self
     }
 
-    /// Sets the body to `value` as JSON, and `Content-Type: application/json`.
-    pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, Error> {
-        let body = serde_json::to_vec(value).map_err(|e| Error::Invalid(e.to_string()))?;
-        Ok(self.header("content-type", "application/json").body(body))
+    /// Sets the body to `value` as JSON, and `Content-Type: application/json`. A value that
+    /// does not encode makes [`RequestBuilder::send`] fail with [`Error::Invalid`].
+    #[must_use]
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => self.header("content-type", "application/json").body(body),
+            Err(e) => {
+                self.invalid = Some(format!("the JSON body: {e}"));
+                self
+            }
+        }
     }
 
     /// Bounds connecting (the tenant's cap applies when it is lower).
@@ -162,6 +172,9 @@ impl RequestBuilder {
 
     /// Sends the request and reads the whole response, blocking.
     pub fn send(self) -> Result<Response, Error> {
+        if let Some(why) = self.invalid {
+            return Err(Error::Invalid(why));
+        }
         crate::sys::http_send(&self)
     }
 }

@@ -177,7 +177,7 @@ fn charge_over_http(provider: &str, order: &Order) -> Result<String, Failure> {
         .json(&serde_json::json!({
             "order_id": order.order_id,
             "amount_cents": order.amount_cents,
-        }))?
+        }))
         .timeout(Duration::from_millis(1500))
         .send()?
         .error_for_status()?
