@@ -36,6 +36,9 @@ struct Order {
     /// The payment provider's origin (`https://payments.example`); a stand-in when absent.
     #[serde(default)]
     provider: Option<String>,
+    /// The shipping API's origin; nothing is shipped when absent.
+    #[serde(default)]
+    shipping: Option<String>,
 }
 
 /// What the store keeps under `charge/<order_id>`.
@@ -54,6 +57,9 @@ struct Receipt {
     email: String,
     charge_ref: String,
     receipt_job: String,
+    /// The shipping API's reference, when the order names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shipment_ref: Option<String>,
 }
 
 /// What the store keeps under `order/<order_id>`.
@@ -107,6 +113,12 @@ fn run(job: Job<Order>) -> Result<Receipt, Failure> {
         }
     };
 
+    // The second call of the attempt: Spool's key for it is the same on every attempt too.
+    let shipment_ref = match &order.shipping {
+        Some(shipping) => Some(ship(shipping, order)?),
+        None => None,
+    };
+
     let receipt_job = Enqueue::new("send-receipt")
         .payload(&ReceiptEmail {
             order_id: &order.order_id,
@@ -125,6 +137,7 @@ fn run(job: Job<Order>) -> Result<Receipt, Failure> {
         email: order.email.clone(),
         charge_ref: charge.charge_ref,
         receipt_job,
+        shipment_ref,
     };
     store::put(
         &order_key,
@@ -183,6 +196,22 @@ fn charge_over_http(provider: &str, order: &Order) -> Result<String, Failure> {
         .error_for_status()?
         .json()?;
     Ok(charged.id)
+}
+
+/// Books the order's shipment over HTTP; like the charge, safe to repeat thanks to Spool's
+/// automatic `Idempotency-Key`.
+fn ship(shipping: &str, order: &Order) -> Result<String, Failure> {
+    #[derive(Deserialize)]
+    struct Shipment {
+        id: String,
+    }
+    let shipment: Shipment = http::post(&format!("{shipping}/v1/shipments"))
+        .json(&serde_json::json!({ "order_id": order.order_id, "email": order.email }))
+        .timeout(Duration::from_millis(1500))
+        .send()?
+        .error_for_status()?
+        .json()?;
+    Ok(shipment.id)
 }
 
 /// Charges the order: it fails the first `fail_times` attempts as a timed-out call would, then

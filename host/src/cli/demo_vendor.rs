@@ -1,11 +1,12 @@
-//! The demo's fake payment provider: on loopback, flaky on purpose, deduplicating charges by
-//! `Idempotency-Key` as real providers do.
+//! The demo's fake vendors, a payment provider and a shipping API: on loopback, flaky on
+//! purpose, deduplicating by `Idempotency-Key` as real providers do.
 //!
-//! `POST /v1/charges` with `{"order_id", "amount_cents"}`. Of every seven requests that do
-//! not repeat a key already charged, one answers 503 (nothing charged), one charges and then
-//! answers only after 3 s (the handler has given up by then: a timeout, yet charged), and one
-//! charges and then drops the connection mid-answer (the response is lost). A request whose
-//! key was already charged gets that charge back and charges nothing.
+//! `POST /v1/charges` (or `/v1/shipments`) with `{"order_id", ...}`. Of every seven requests
+//! (every eleven for shipping) that do not repeat a key already served, one answers 503
+//! (nothing done), one does the work and then answers only after 3 s (the handler has given
+//! up by then: a timeout, yet done), and one does the work and then drops the connection
+//! mid-answer (the response is lost). A request whose key was already served gets the same
+//! answer back and nothing is done again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 pub(super) struct Ledger {
     /// Requests received.
     pub(super) requests: u64,
-    /// Charges by idempotency key: the order and the charge id.
+    /// What was done (charges, shipments) by idempotency key: the order and the id.
     pub(super) charges: HashMap<String, (String, String)>,
     /// Distinct idempotency keys received.
     pub(super) keys: std::collections::HashSet<String>,
@@ -42,7 +43,7 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
-    /// How many times each order was charged.
+    /// How many times each order was charged (or shipped).
     pub(super) fn charges_per_order(&self) -> HashMap<String, u32> {
         let mut per = HashMap::new();
         for (order, _) in self.charges.values() {
@@ -52,7 +53,32 @@ impl Ledger {
     }
 }
 
-/// The running provider.
+/// What a vendor does and how flaky it is.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Kind {
+    /// The route it serves.
+    route: &'static str,
+    /// The prefix of the ids it hands out.
+    prefix: &'static str,
+    /// One in how many new requests fails each way.
+    period: u64,
+}
+
+/// The payment provider: `POST /v1/charges`, one in seven requests failing each way.
+pub(super) const PAYMENTS: Kind = Kind {
+    route: "/v1/charges",
+    prefix: "ch",
+    period: 7,
+};
+
+/// The shipping API: `POST /v1/shipments`, one in eleven failing each way.
+pub(super) const SHIPPING: Kind = Kind {
+    route: "/v1/shipments",
+    prefix: "shp",
+    period: 11,
+};
+
+/// A running vendor.
 pub(super) struct Provider {
     pub(super) addr: SocketAddr,
     ledger: Arc<Mutex<Ledger>>,
@@ -60,12 +86,12 @@ pub(super) struct Provider {
 }
 
 impl Provider {
-    /// Starts the provider on `127.0.0.1:0`.
-    pub(super) async fn start() -> anyhow::Result<Provider> {
+    /// Starts a vendor of `kind` on `127.0.0.1:0`.
+    pub(super) async fn start(kind: Kind) -> anyhow::Result<Provider> {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
         let app = Router::new()
-            .route("/v1/charges", post(charge))
-            .with_state(ledger.clone());
+            .route(kind.route, post(charge))
+            .with_state((kind, ledger.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -90,7 +116,7 @@ impl Drop for Provider {
 }
 
 async fn charge(
-    State(ledger): State<Arc<Mutex<Ledger>>>,
+    State((kind, ledger)): State<(Kind, Arc<Mutex<Ledger>>)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -118,7 +144,7 @@ async fn charge(
             l.replayed += 1;
             (id, Fate::Answer)
         } else {
-            let fate = match l.requests % 7 {
+            let fate = match l.requests % kind.period {
                 3 => Fate::Unavailable,
                 5 => Fate::Slow,
                 6 => Fate::Drop,
@@ -136,7 +162,7 @@ async fn charge(
                     json!({"error": "try later"}),
                 );
             }
-            let id = format!("ch_{:06}", l.charges.len() + 1);
+            let id = format!("{}_{:06}", kind.prefix, l.charges.len() + 1);
             l.charges.insert(key, (order_id.clone(), id.clone()));
             (id, fate)
         }
