@@ -4,7 +4,8 @@
 
 CARGO ?= cargo
 # Every guest component the examples and tests use, by crate name.
-RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import contract-0-1-0
+RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import contract-0-1-0 \
+	http-client
 # The host-side crates whose tests `make test` runs.
 TEST_CRATES := spool spool-devdb spool-tests spool-guest spool-guest-macro
 

@@ -12,8 +12,8 @@ use crate::store::StoreError;
 /// Build one with [`Failure::retry`] or [`Failure::permanent`], or let `?` convert an error:
 /// any `E: std::error::Error + 'static` becomes a [`FailureKind::Retry`] failure whose message
 /// is the error and its chain of sources. Errors of this crate that a retry cannot fix become
-/// [`FailureKind::Permanent`] instead: a [`StoreError`] or [`EnqueueError`] for which
-/// `is_transient()` is false (a key or value over the limit, a payload that does not encode).
+/// [`FailureKind::Permanent`] instead: a [`StoreError`], [`EnqueueError`] or
+/// [`http::Error`](crate::http::Error) for which `is_transient()` is false (a key or value over the limit, a payload that does not encode).
 /// [`ResultExt`] marks any other error as permanent: `parse(x).permanent()?`.
 ///
 /// `Failure` deliberately does not implement [`std::error::Error`] itself: that is what lets it
@@ -102,6 +102,8 @@ where
             store.is_transient()
         } else if let Some(enqueue) = (&error as &dyn Error).downcast_ref::<EnqueueError>() {
             enqueue.is_transient()
+        } else if let Some(http) = (&error as &dyn Error).downcast_ref::<crate::http::Error>() {
+            http.is_transient()
         } else {
             true
         };

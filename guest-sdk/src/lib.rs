@@ -58,6 +58,8 @@
 //! - [`store`] is the idempotency store: tenant-scoped key/value state whose writes commit
 //!   atomically with the job, or not at all.
 //! - [`jobs`] enqueues follow-up jobs, also atomically with the job.
+//! - [`http`] calls other services over HTTP, to the hosts the tenant allows, with an
+//!   automatic `Idempotency-Key` that stays the same across retries.
 //! - [`log`] writes structured lines into the job's log; `println!` and `eprintln!` are
 //!   captured into it too.
 //!
@@ -69,6 +71,7 @@
 #![deny(unsafe_code)]
 
 mod failure;
+pub mod http;
 mod job;
 pub mod jobs;
 pub mod log;

@@ -14,6 +14,9 @@
 //!   its job's enqueue), counted by the maintenance leader that fired them.
 //! - **Histograms per attempt**, by tenant, queue, handler and outcome (`ok`, `retry`,
 //!   `permanent`, `trap`): `spool_attempt_duration_seconds` and `spool_attempt_fuel_consumed`.
+//! - **Outbound HTTP**, by tenant, host and outcome: `spool_http_requests_total` and
+//!   `spool_http_request_duration_seconds`. The host label is the tenant's allow-list entry
+//!   that allowed the request (a wildcard entry's pattern, not the subdomain) or `other`.
 //! - **Gauges read at scrape time**: the backlog per tenant, queue and state
 //!   (`spool_queue_jobs`), the age of the oldest available job (`spool_queue_oldest_available_age_seconds`),
 //!   the dead-letter count (`spool_dead_letter_jobs`), all from the store's counters (never a
@@ -115,6 +118,16 @@ struct TickLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    tenant: String,
+    /// The allow-list entry's host (`*.example.com` for a wildcard), or `other` for a host
+    /// the tenant does not allow: a tenant's labels are bounded by its list.
+    host: String,
+    /// [`crate::capabilities::http::Outcome::label`].
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -153,6 +166,8 @@ pub struct Metrics {
     attempt_fuel: HistogramFamily<AttemptLabels>,
     schedule_ticks: Family<TickLabels, Counter>,
     schedule_lag: HistogramFamily<TenantLabels>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<HttpLabels>,
     queue_jobs: Family<QueueStateLabels, Gauge>,
     oldest_available: Family<QueueLabels, Gauge<f64, AtomicU64>>,
     dead_letter: Family<QueueLabels, Gauge>,
@@ -197,6 +212,8 @@ impl Metrics {
             attempt_fuel: Family::new_with_constructor(fuel_histogram),
             schedule_ticks: Family::default(),
             schedule_lag: Family::new_with_constructor(lag_histogram),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(duration_histogram),
             queue_jobs: Family::default(),
             oldest_available: Family::default(),
             dead_letter: Family::default(),
@@ -267,6 +284,17 @@ impl Metrics {
             "Time from a schedule's tick to its job's enqueue",
             Unit::Seconds,
             m.schedule_lag.clone(),
+        );
+        r.register(
+            "http_requests",
+            "Outbound HTTP requests handlers made, by allowed host and outcome",
+            m.http_requests.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time from an outbound HTTP request to the end of its response (or its failure)",
+            Unit::Seconds,
+            m.http_duration.clone(),
         );
         r.register(
             "queue_jobs",
@@ -358,6 +386,26 @@ impl Metrics {
         self.schedule_lag
             .get_or_create(&labels)
             .observe(lag.as_secs_f64());
+    }
+
+    /// Counts one outbound HTTP request of `tenant`'s to `host` (an allow-list label or
+    /// `other`) that ended in `outcome`, after `duration`.
+    pub fn http_request(
+        &self,
+        tenant: &str,
+        host: &str,
+        outcome: &'static str,
+        duration: Duration,
+    ) {
+        let labels = HttpLabels {
+            tenant: tenant.to_string(),
+            host: host.to_string(),
+            outcome,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
     }
 
     /// Counts a job committed as completed.

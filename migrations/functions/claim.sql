@@ -29,7 +29,7 @@ CREATE OR REPLACE FUNCTION spool.claim(
     tenant_id bigint, tenant text, tenant_limits jsonb, id uuid, queue text, handler text,
     handler_version integer, digest text, attempt integer, max_attempts integer,
     backoff_base_ms bigint, backoff_cap_ms bigint, idempotency_key text, payload bytea,
-    limits jsonb, run_lease uuid, already_done boolean
+    limits jsonb, run_lease uuid, already_done boolean, allowed_hosts text[]
 )
 SET jit = off
 LANGUAGE plpgsql AS $$
@@ -101,7 +101,8 @@ BEGIN
            c.run_lease,
            EXISTS (SELECT 1 FROM spool.idempotency k
                    WHERE k.tenant_id = c.tenant_id AND k.key = c.idempotency_key
-                     AND k.done_at IS NOT NULL)
+                     AND k.done_at IS NOT NULL),
+           tn.allowed_hosts
     FROM claimed c
     JOIN spool.tenants tn ON tn.id = c.tenant_id
     LEFT JOIN spool.handlers hd ON hd.tenant_id = c.tenant_id AND hd.name = c.handler

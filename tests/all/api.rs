@@ -99,7 +99,9 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
     // Not more memory than this server's sandbox gives an attempt; not unbounded host lists.
     let greedy = json!({"name": "x", "limits": {"memory_mb": 100_000}});
     assert!(problem(&s.post("/v1/tenants", ADMIN_TOKEN, greedy).await, 422).contains("memory_mb"));
-    let hosts: Vec<String> = (0..101).map(|i| format!("h{i}.example.com")).collect();
+    let hosts: Vec<String> = (0..101)
+        .map(|i| format!("https://h{i}.example.com"))
+        .collect();
     let many = json!({"name": "x", "allowed_hosts": hosts});
     problem(&s.post("/v1/tenants", ADMIN_TOKEN, many).await, 422);
     // A tenant's token cannot manage tenants; no token or a wrong one is 401.
@@ -124,13 +126,18 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
             Method::PATCH,
             "/v1/tenants/acme",
             ADMIN_TOKEN,
-            Some(json!({"limits": {"max_running": 7}, "allowed_hosts": ["api.example.com"]})),
+            Some(
+                json!({"limits": {"max_running": 7}, "allowed_hosts": ["https://api.example.com"]}),
+            ),
         )
         .await;
     assert_eq!(patched.0, 200, "{}", patched.1);
     assert_eq!(patched.1["limits"]["max_running"], 7);
     assert_eq!(patched.1["limits"]["fuel"], 5000);
-    assert_eq!(patched.1["allowed_hosts"], json!(["api.example.com"]));
+    assert_eq!(
+        patched.1["allowed_hosts"],
+        json!(["https://api.example.com"])
+    );
     problem(
         &s.call(
             Method::PATCH,

@@ -711,3 +711,64 @@ async fn the_dashboard_shows_what_the_api_says_and_retries_a_dead_job() {
     drop(driver);
     spool.stop().await;
 }
+
+/// Issue 11: a job's page lists the last attempt's outbound HTTP requests with why each
+/// failed (the test runtime has no operator exception, so loopback is blocked).
+#[tokio::test]
+async fn the_job_page_lists_outbound_http_requests_and_why_they_failed() {
+    let spool = Spool::start().await;
+    let tenant = spool
+        .call(
+            ADMIN_TOKEN,
+            "POST",
+            "/v1/tenants",
+            Some(json!({"name": "acme", "allowed_hosts": ["http://localhost:9"]})),
+        )
+        .await;
+    let token = tenant["token"].as_str().unwrap().to_string();
+    spool.upload(&token, "caller", "http-client").await;
+    let plan = json!({"requests": [
+        {"method": "POST", "url": "https://api.example.com/v1/charges?card=secret"},
+        {"url": "http://localhost:9/ping"},
+    ]});
+    let enqueued = spool
+        .call(
+            &token,
+            "POST",
+            "/v1/jobs",
+            Some(json!({"handler": "caller", "payload": plan})),
+        )
+        .await;
+    let id = enqueued["id"].as_str().unwrap().to_string();
+    eventually("the job completes", || async {
+        let job = spool
+            .call(&token, "GET", &format!("/v1/jobs/{id}"), None)
+            .await;
+        if job["state"] == "completed" {
+            Ok(())
+        } else {
+            Err(job["state"].to_string())
+        }
+    })
+    .await;
+
+    let (driver, browser_path) = start_chromedriver().await;
+    let browser = open_browser(&driver, &browser_path).await;
+    sign_in(&browser, spool.base(), &token).await;
+    browser
+        .goto(&format!("{}/#/job/{id}", spool.base()))
+        .await
+        .unwrap();
+    let denied = find(&browser, "#job-http tbody tr[data-outcome=denied]").await;
+    let text = denied.text().await.unwrap();
+    assert!(text.contains("POST api.example.com/v1/charges"), "{text}");
+    assert!(!text.contains("secret"), "the query is never shown: {text}");
+    assert!(text.contains("not on the tenant's allow-list"), "{text}");
+    let blocked = find(&browser, "#job-http tbody tr[data-outcome=blocked]").await;
+    let text = blocked.text().await.unwrap();
+    assert!(text.contains("loopback address: blocked"), "{text}");
+
+    browser.close().await.expect("closing the browser");
+    drop(driver);
+    spool.stop().await;
+}

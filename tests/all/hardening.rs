@@ -534,15 +534,18 @@ async fn a_tenant_is_created_with_its_hosts_in_one_step() {
         .post(
             "/v1/tenants",
             ADMIN_TOKEN,
-            json!({"name": "acme", "allowed_hosts": ["api.example.com"]}),
+            json!({"name": "acme", "allowed_hosts": ["https://api.example.com"]}),
         )
         .await;
     assert_eq!(created.0, 201, "{}", created.1);
-    assert_eq!(created.1["allowed_hosts"], json!(["api.example.com"]));
+    assert_eq!(
+        created.1["allowed_hosts"],
+        json!(["https://api.example.com"])
+    );
     let listed = s.get("/v1/tenants", ADMIN_TOKEN).await;
     assert_eq!(
         listed.1["tenants"][0]["allowed_hosts"],
-        json!(["api.example.com"])
+        json!(["https://api.example.com"])
     );
     s.stop().await;
 }

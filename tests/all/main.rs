@@ -16,6 +16,7 @@ mod fairness;
 mod hardening;
 mod hostile_tenants;
 mod hot_keys;
+mod http;
 mod lifecycle;
 mod limits;
 mod logs;

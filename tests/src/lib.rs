@@ -6,6 +6,7 @@ pub mod background;
 pub mod db;
 pub mod factory;
 pub mod server;
+pub mod vendor;
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};

@@ -2,8 +2,9 @@
 //!
 //! Every side effect is made safe to repeat, which is what at-least-once delivery needs:
 //!
-//! - the payment call carries `effect_key("charge")` as its idempotency key, stable across
-//!   every attempt of the job, so a retry after a lost response cannot charge twice;
+//! - the payment call carries an idempotency key stable across every attempt of the job, so a
+//!   retry after a lost response cannot charge twice: over HTTP (`provider` set), Spool's
+//!   automatic `Idempotency-Key`; otherwise `effect_key("charge")` for the stand-in;
 //! - the charge and the order's state go to the idempotency store, which commits them
 //!   atomically with the job, so a later job for the same order returns the recorded receipt
 //!   instead of fulfilling it again;
@@ -16,7 +17,9 @@
 
 use serde::{Deserialize, Serialize};
 use spool_guest::jobs::Enqueue;
-use spool_guest::{Failure, Job, log, store};
+use std::time::Duration;
+
+use spool_guest::{Failure, Job, http, log, store};
 
 /// The job's payload.
 #[derive(Clone, Debug, Deserialize)]
@@ -30,6 +33,12 @@ struct Order {
     /// Fail permanently, as a handler does with data it can never process.
     #[serde(default)]
     poison: bool,
+    /// The payment provider's origin (`https://payments.example`); a stand-in when absent.
+    #[serde(default)]
+    provider: Option<String>,
+    /// The shipping API's origin; nothing is shipped when absent.
+    #[serde(default)]
+    shipping: Option<String>,
 }
 
 /// What the store keeps under `charge/<order_id>`.
@@ -48,6 +57,9 @@ struct Receipt {
     email: String,
     charge_ref: String,
     receipt_job: String,
+    /// The shipping API's reference, when the order names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shipment_ref: Option<String>,
 }
 
 /// What the store keeps under `order/<order_id>`.
@@ -101,6 +113,12 @@ fn run(job: Job<Order>) -> Result<Receipt, Failure> {
         }
     };
 
+    // The second call of the attempt: Spool's key for it is the same on every attempt too.
+    let shipment_ref = match &order.shipping {
+        Some(shipping) => Some(ship(shipping, order)?),
+        None => None,
+    };
+
     let receipt_job = Enqueue::new("send-receipt")
         .payload(&ReceiptEmail {
             order_id: &order.order_id,
@@ -119,6 +137,7 @@ fn run(job: Job<Order>) -> Result<Receipt, Failure> {
         email: order.email.clone(),
         charge_ref: charge.charge_ref,
         receipt_job,
+        shipment_ref,
     };
     store::put(
         &order_key,
@@ -158,9 +177,46 @@ fn validate(order: &Order) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Stands in for a payment provider's API: it fails the first `fail_times` attempts as a
-/// timed-out call would, and otherwise returns a charge reference that depends only on the
-/// idempotency key, as a real provider deduplicates on it.
+/// Charges the order at the payment provider over HTTP. The request carries no
+/// `Idempotency-Key`: Spool adds one that is the same on every attempt of this job, so the
+/// provider charges once even when an earlier attempt's answer was lost. Timeouts, dropped
+/// connections and 5xx are retried (the SDK's errors say which).
+fn charge_over_http(provider: &str, order: &Order) -> Result<String, Failure> {
+    #[derive(Deserialize)]
+    struct Charged {
+        id: String,
+    }
+    let charged: Charged = http::post(&format!("{provider}/v1/charges"))
+        .json(&serde_json::json!({
+            "order_id": order.order_id,
+            "amount_cents": order.amount_cents,
+        }))
+        .timeout(Duration::from_millis(1500))
+        .send()?
+        .error_for_status()?
+        .json()?;
+    Ok(charged.id)
+}
+
+/// Books the order's shipment over HTTP; like the charge, safe to repeat thanks to Spool's
+/// automatic `Idempotency-Key`.
+fn ship(shipping: &str, order: &Order) -> Result<String, Failure> {
+    #[derive(Deserialize)]
+    struct Shipment {
+        id: String,
+    }
+    let shipment: Shipment = http::post(&format!("{shipping}/v1/shipments"))
+        .json(&serde_json::json!({ "order_id": order.order_id, "email": order.email }))
+        .timeout(Duration::from_millis(1500))
+        .send()?
+        .error_for_status()?
+        .json()?;
+    Ok(shipment.id)
+}
+
+/// Charges the order: it fails the first `fail_times` attempts as a timed-out call would, then
+/// charges over HTTP when the order names a provider, or else returns a stand-in charge
+/// reference that depends only on the idempotency key, as a real provider deduplicates on it.
 fn charge_card(order: &Order, attempt: u32, idempotency_key: &str) -> Result<String, Failure> {
     if attempt <= order.fail_times {
         log::warn(
@@ -175,7 +231,10 @@ fn charge_card(order: &Order, attempt: u32, idempotency_key: &str) -> Result<Str
             order.fail_times
         )));
     }
-    Ok(format!("ch_{:016x}", fnv1a(idempotency_key.as_bytes())))
+    match &order.provider {
+        Some(provider) => charge_over_http(provider, order),
+        None => Ok(format!("ch_{:016x}", fnv1a(idempotency_key.as_bytes()))),
+    }
 }
 
 /// 64-bit FNV-1a: a tiny stable hash, enough to make a fake charge reference.

@@ -588,9 +588,27 @@ function renderJob(job) {
   show($("#job-errors"), errors.length > 0);
   show($("#job-errors-empty"), errors.length === 0);
   $("#job-result").textContent = job.result_base64 ? `base64: ${job.result_base64}` : pretty(job.result);
+  const calls = httpCalls(job.logs);
+  $("#job-http tbody").replaceChildren(...calls.map((c) =>
+    h("tr", { dataset: { outcome: c.outcome } },
+      h("td", {}, h("code", {}, `${c.method} ${c.host}${c.path}`)),
+      h("td", {}, h("span", { class: `kind kind-${c.outcome}` }, c.status || c.outcome)),
+      h("td", { class: "num" }, c.bytes || "—"),
+      h("td", { class: "num" }, c.duration_ms || "—"),
+      h("td", { class: "message" }, c.reason || ""))));
+  show($("#job-http"), calls.length > 0);
+  show($("#job-http-empty"), calls.length === 0);
   $("#job-logs").textContent = formatLogs(job.logs);
   show($("#job-retry"), RETRYABLE.has(job.state));
   show($("#job-cancel"), CANCELLABLE.has(job.state));
+}
+
+/** The last attempt's outbound HTTP requests: its log lines of source `http`, as objects. */
+function httpCalls(logs) {
+  if (!Array.isArray(logs)) return [];
+  return logs
+    .filter((line) => line && line.source === "http" && Array.isArray(line.fields))
+    .map((line) => Object.fromEntries(line.fields.filter(Array.isArray)));
 }
 
 /** Renders captured log lines, `[level] message key=value`, one a line. */

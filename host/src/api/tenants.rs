@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::auth::{Admin, new_token};
 use super::error::{ApiJson, ApiPath};
 use super::{ApiError, ApiResult, State};
-use crate::model::{TenantLimitSpec, TenantLimits, is_valid_name};
+use crate::model::{AllowList, TenantLimitSpec, TenantLimits, is_valid_name};
 use crate::store::{StoreError, Tenant, TokenInfo};
 
 /// `POST /v1/tenants`.
@@ -22,7 +22,10 @@ pub struct CreateTenant {
     /// Limits to set; the rest take their defaults.
     #[serde(default)]
     pub limits: TenantLimitSpec,
-    /// Hosts its handlers may reach over outbound HTTP.
+    /// Origins its handlers may call over outbound HTTP: `https://api.example.com`,
+    /// `https://*.example.com:8443` (subdomains only), `http://...` (reachable only inside
+    /// networks the operator allows). At most 100; no IP addresses, no bare `*`. Empty (the
+    /// default) allows nothing.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
 }
@@ -34,7 +37,7 @@ pub struct UpdateTenant {
     /// Limits to change.
     #[serde(default)]
     pub limits: Option<TenantLimitSpec>,
-    /// The new list of allowed hosts.
+    /// The new allow-list (see `CreateTenant::allowed_hosts`), replacing the old one.
     #[serde(default)]
     pub allowed_hosts: Option<Vec<String>>,
 }
@@ -46,7 +49,7 @@ pub struct TenantView {
     pub name: String,
     /// Its effective limits.
     pub limits: TenantLimits,
-    /// Hosts its handlers may reach.
+    /// Origins its handlers may call over outbound HTTP.
     pub allowed_hosts: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -109,9 +112,6 @@ pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
-/// The most hosts a tenant may allow.
-const MAX_ALLOWED_HOSTS: usize = 100;
-
 /// Checks limits for range and against what this server's sandbox can give an attempt.
 fn check_limits(state: &State, limits: &TenantLimitSpec) -> ApiResult<()> {
     limits.check().map_err(ApiError::unprocessable)?;
@@ -124,25 +124,12 @@ fn check_limits(state: &State, limits: &TenantLimitSpec) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks an allow-list: every entry `scheme://host[:port]` or `scheme://*.name.tld[:port]`,
+/// no IP literal, no bare `*`; a bad entry answers 422 naming it.
 fn check_hosts(hosts: &[String]) -> ApiResult<()> {
-    if hosts.len() > MAX_ALLOWED_HOSTS {
-        return Err(ApiError::unprocessable(format!(
-            "allowed_hosts: at most {MAX_ALLOWED_HOSTS} hosts"
-        )));
-    }
-    for host in hosts {
-        let valid = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | ':'));
-        if !valid {
-            return Err(ApiError::unprocessable(format!(
-                "allowed_hosts: {host:?} is not a host name"
-            )));
-        }
-    }
-    Ok(())
+    AllowList::parse(hosts)
+        .map(|_| ())
+        .map_err(|e| ApiError::unprocessable(format!("allowed_hosts: {e}")))
 }
 
 /// Creates a tenant and its first token.

@@ -174,6 +174,17 @@ impl LogState {
         }
     }
 
+    /// Appends a line the host writes about the attempt (an outbound request, say).
+    pub fn push(
+        &self,
+        source: LogSource,
+        level: LogLevel,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) {
+        lock(&self.log).push(source, level, message, fields);
+    }
+
     /// Takes the lines logged so far, leaving an empty log behind.
     pub fn take(&self) -> Vec<LogLine> {
         let mut log = lock(&self.log);

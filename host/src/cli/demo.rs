@@ -5,6 +5,12 @@
 //! `fulfil-order` and `send-receipt` example handlers, enqueues a day's orders in one batch (a
 //! few with transient payment failures, one poisoned), enqueues one order twice, and watches
 //! until everything settles: retried, fulfilled, receipted, or dead-lettered.
+//!
+//! The payment provider and the shipping API are real HTTP: fakes on loopback
+//! ([`super::demo_vendor`]), flaky on purpose (503s, answers past the handler's timeout,
+//! answers lost after the work is done), which dedupe by `Idempotency-Key`. The handler sets
+//! no key; Spool's automatic one is the same on every retry, so every order is charged and
+//! shipped exactly once however often it is attempted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +24,7 @@ use serde_json::{Value, json};
 use spool::api;
 use tokio_util::sync::CancellationToken;
 
+use super::demo_vendor::{PAYMENTS, Provider, SHIPPING};
 use super::serve::{ServerConfig, connect, run, start_cluster, stop_cluster};
 
 /// Arguments of `spool demo`.
@@ -39,11 +46,13 @@ pub struct DemoArgs {
 
 const POISONED: u32 = 13;
 
-fn order(n: u32) -> Value {
+fn order(n: u32, vendors: &Vendors) -> Value {
     let mut payload = json!({
         "order_id": format!("A-{n:04}"),
         "amount_cents": 500 + n * 137 % 9000,
         "email": format!("customer{n}@example.com"),
+        "provider": vendors.payments_origin(),
+        "shipping": vendors.shipping_origin(),
     });
     // Every fifth order's payment provider times out once or twice first.
     if n.is_multiple_of(5) {
@@ -79,7 +88,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn demo_on(args: &DemoArgs, database_url: String) -> anyhow::Result<ExitCode> {
     let (admin_token, _, _) = api::new_token();
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-    let config = ServerConfig::embedded(listen, database_url, admin_token.clone(), Some(8));
+    let mut config = ServerConfig::embedded(listen, database_url, admin_token.clone(), Some(8));
+    // The fake vendors listen on loopback: the operator's exception to the SSRF guard.
+    config.allow_private_networks = vec!["127.0.0.0/8".parse().expect("a network")];
     let store = connect(&config).await?;
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -95,10 +106,31 @@ async fn demo_on(args: &DemoArgs, database_url: String) -> anyhow::Result<ExitCo
         base: format!("http://{address}"),
         token: String::new(),
     };
-    let result = walk_through(args, shop, &admin_token).await;
+    let vendors = Vendors {
+        payments: Provider::start(PAYMENTS).await?,
+        shipping: Provider::start(SHIPPING).await?,
+    };
+    let result = walk_through(args, shop, &admin_token, &vendors).await;
     shutdown.cancel();
     server.await??;
     result
+}
+
+/// The fake vendors the handlers call.
+struct Vendors {
+    payments: Provider,
+    shipping: Provider,
+}
+
+impl Vendors {
+    /// Tenants name hosts, never addresses: `localhost`, resolved and checked per request.
+    fn payments_origin(&self) -> String {
+        format!("http://localhost:{}", self.payments.addr.port())
+    }
+
+    fn shipping_origin(&self) -> String {
+        format!("http://localhost:{}", self.shipping.addr.port())
+    }
 }
 
 /// The demo's HTTP client: the shop's backend, calling Spool.
@@ -172,6 +204,7 @@ async fn walk_through(
     args: &DemoArgs,
     mut shop: Shop,
     admin_token: &str,
+    vendors: &Vendors,
 ) -> anyhow::Result<ExitCode> {
     let tenant = format!("shop-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     println!(
@@ -182,7 +215,7 @@ async fn walk_through(
     let (_, created) = shop
         .post(
             "/v1/tenants",
-            &json!({"name": tenant, "limits": {"max_running": 50}}),
+            &json!({"name": tenant, "limits": {"max_running": 50}, "allowed_hosts": [vendors.payments_origin(), vendors.shipping_origin()]}),
         )
         .await?;
     shop.token = created["token"]
@@ -213,7 +246,7 @@ async fn walk_through(
         );
     }
 
-    let orders: Vec<Value> = (1..=args.orders).map(order).collect();
+    let orders: Vec<Value> = (1..=args.orders).map(|n| order(n, vendors)).collect();
     let (_, batch) = shop
         .post("/v1/jobs/batch", &json!({ "jobs": orders }))
         .await?;
@@ -222,7 +255,7 @@ async fn walk_through(
         batch["jobs"].as_array().map_or(0, Vec::len)
     );
     // The shop's request handler retries its enqueue after a timeout: recognised, not doubled.
-    let (status, again) = shop.post("/v1/jobs", &order(3)).await?;
+    let (status, again) = shop.post("/v1/jobs", &order(3, vendors)).await?;
     println!(
         "  POST /v1/jobs (A-0003 again) -> {status}, duplicate={} (the same job {})",
         again["duplicate"],
@@ -295,6 +328,25 @@ async fn walk_through(
         "  cards charged          {} (one effect key per order, never twice)",
         charges.len()
     );
+    let payments = vendors.payments.ledger();
+    let shipping = vendors.shipping.ledger();
+    for (name, ledger, done) in [
+        ("payments API", &payments, "charged"),
+        ("shipping API", &shipping, "shipped"),
+    ] {
+        println!(
+            "  {name:<12}           {} requests, {} Idempotency-Keys (set by Spool), {} orders \
+             {done} once",
+            ledger.requests,
+            ledger.keys.len(),
+            ledger.charges_per_order().len()
+        );
+        println!(
+            "                         503 x{}, {done} but too slow x{}, {done} but answer lost \
+             x{}; {} retries answered from the key",
+            ledger.unavailable, ledger.slow, ledger.dropped, ledger.replayed
+        );
+    }
     println!("  duplicate enqueues     1 recognised by idempotency key");
     println!(
         "  dead-lettered          {}: {} ({}): {}",
@@ -308,6 +360,15 @@ async fn walk_through(
         done.len() as u64 == expected && charges.len() as u64 == expected / 2,
         "the totals do not add up"
     );
+    for (name, ledger) in [("payments", &payments), ("shipping", &shipping)] {
+        let per_order = ledger.charges_per_order();
+        ensure!(
+            per_order.len() as u64 == expected / 2
+                && per_order.values().all(|&n| n == 1)
+                && ledger.unkeyed == 0,
+            "the {name} API did an order twice, or a request came without a key: {per_order:?}"
+        );
+    }
     ensure!(
         again["duplicate"] == true && retried > 0,
         "the duplicate or the retries were not seen"

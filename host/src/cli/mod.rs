@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod demo;
+mod demo_vendor;
 mod node;
 mod run;
 mod serve;

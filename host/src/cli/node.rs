@@ -28,12 +28,14 @@ pub(super) struct Node {
 impl Node {
     /// Builds the parts for a node running `slots` attempts at once (the runtime's sandboxes
     /// are sized for them), caching compiled components under `cache_dir` up to
-    /// `cache_max_bytes`. Compiles run in a child process of this binary, killed at their
-    /// limits.
+    /// `cache_max_bytes`, with outbound HTTP allowed into `allow_private_networks` (the
+    /// operator's setting; nothing private otherwise). Compiles run in a child process of
+    /// this binary, killed at their limits.
     pub fn new(
         cache_dir: Option<PathBuf>,
         cache_max_bytes: u64,
         slots: usize,
+        allow_private_networks: Vec<ipnet::IpNet>,
     ) -> anyhow::Result<Node> {
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir,
@@ -43,6 +45,7 @@ impl Node {
                 compiler: Compiler::this_binary(),
                 ..CompileConfig::default()
             },
+            allow_private_networks,
             ..RuntimeConfig::default()
         })?;
         Ok(Node {

@@ -46,6 +46,7 @@ struct FileConfig {
     migrate: Option<bool>,
     #[serde(default)]
     alerts: Option<AlertsConfig>,
+    allow_private_networks: Option<Vec<String>>,
 }
 
 /// Arguments of `spool serve`.
@@ -53,7 +54,8 @@ struct FileConfig {
 pub struct ServeArgs {
     /// A TOML file with any of: listen, database_url, admin_token, db_connections, queues,
     /// slots, cache_dir, cache_max_mb, uploads_per_minute, handler_versions_kept,
-    /// maintenance, leader_ttl, migrate, and an [alerts] section (see docs/alerts.md).
+    /// maintenance, leader_ttl, migrate, allow_private_networks, and an [alerts] section (see
+    /// docs/alerts.md).
     #[arg(long, env = "SPOOL_CONFIG")]
     config: Option<PathBuf>,
     /// The address to serve the API on [default: 127.0.0.1:8080].
@@ -110,6 +112,8 @@ pub struct ServeArgs {
     /// network (on the API's address it needs the admin token).
     #[arg(long, env = "SPOOL_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    network: super::worker::NetworkArgs,
 }
 
 /// Everything a server needs, validated.
@@ -129,6 +133,8 @@ pub(super) struct ServerConfig {
     handler_versions_kept: u32,
     alerts: AlertsConfig,
     metrics_listen: Option<SocketAddr>,
+    /// The operator's exceptions to the SSRF guard.
+    pub(super) allow_private_networks: Vec<ipnet::IpNet>,
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -181,6 +187,7 @@ impl ServerConfig {
             handler_versions_kept: ApiConfig::default().handler_versions_kept,
             alerts: AlertsConfig::default(),
             metrics_listen: None,
+            allow_private_networks: Vec::new(),
         }
     }
 }
@@ -266,6 +273,15 @@ impl ServeArgs {
         if leader_ttl < std::time::Duration::from_millis(300) {
             bail!("leader_ttl must be at least 300ms");
         }
+        let mut allow_private_networks = self.network.allow_private_network;
+        if allow_private_networks.is_empty() {
+            for net in file.allow_private_networks.unwrap_or_default() {
+                allow_private_networks.push(
+                    super::worker::parse_network(&net)
+                        .map_err(|e| anyhow::anyhow!("allow_private_networks: {e}"))?,
+                );
+            }
+        }
         let cache_max_bytes = match self.cache_max_mb.or(file.cache_max_mb) {
             Some(mb) => mb.saturating_mul(1 << 20),
             None => RuntimeConfig::default().cache_max_bytes,
@@ -288,6 +304,7 @@ impl ServeArgs {
             handler_versions_kept,
             alerts,
             metrics_listen: self.metrics_listen,
+            allow_private_networks,
         })
     }
 }
@@ -328,7 +345,12 @@ pub(super) async fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<ExitCode> {
     let slots = config.worker.as_ref().map_or(4, |w| w.slots);
-    let node = Node::new(config.cache_dir.clone(), config.cache_max_bytes, slots)?;
+    let node = Node::new(
+        config.cache_dir.clone(),
+        config.cache_max_bytes,
+        slots,
+        config.allow_private_networks.clone(),
+    )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -404,6 +426,8 @@ pub struct DevArgs {
     /// Attempts that may run at once.
     #[arg(long, env = "SPOOL_SLOTS")]
     slots: Option<usize>,
+    #[command(flatten)]
+    network: super::worker::NetworkArgs,
 }
 
 /// Runs `spool dev`: a private cluster, the server on it, and ready tokens.
@@ -417,7 +441,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
 
 async fn dev_on(args: &DevArgs, listen: SocketAddr, cluster: &Cluster) -> anyhow::Result<ExitCode> {
     let (admin_token, _, _) = api::new_token();
-    let config = ServerConfig::embedded(listen, cluster.url(), admin_token.clone(), args.slots);
+    let mut config = ServerConfig::embedded(listen, cluster.url(), admin_token.clone(), args.slots);
+    config.allow_private_networks = args.network.allow_private_network.clone();
     let store = connect(&config).await?;
     let (tenant_token, hash, prefix) = api::new_token();
     match store.tenant_get(&args.tenant).await {

@@ -35,6 +35,28 @@ impl DatabaseArgs {
     }
 }
 
+/// The operator's exceptions to the SSRF guard of handlers' outbound HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetworkArgs {
+    /// A non-public network (CIDR, or one address) handlers' outbound HTTP may reach, e.g.
+    /// `10.20.0.0/16` for a vendor's private endpoint or `127.0.0.0/8` for a local test
+    /// server (repeatable). Plain `http://` goes only to these networks. Without it, every
+    /// loopback, private, link-local (169.254.169.254), CGNAT, ULA, ... address is refused.
+    #[arg(
+        long = "allow-private-network",
+        env = "SPOOL_ALLOW_PRIVATE_NETWORKS",
+        value_delimiter = ',',
+        value_parser = parse_network,
+        value_name = "CIDR"
+    )]
+    pub allow_private_network: Vec<ipnet::IpNet>,
+}
+
+/// Parses a network given as `CIDR` or as one address.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    spool::capabilities::http::PrivateNetworks::parse_one(text)
+}
+
 /// Arguments of `spool worker`.
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
@@ -74,6 +96,8 @@ pub struct WorkerArgs {
     /// Off by default; `spool serve` renders the same metrics on its own port.
     #[arg(long, env = "SPOOL_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    network: NetworkArgs,
 }
 
 /// Runs a worker (and, unless disabled, maintenance) until SIGTERM or Ctrl-C.
@@ -96,6 +120,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         args.cache_dir.or_else(super::default_cache_dir),
         args.cache_max_mb.saturating_mul(1 << 20),
         args.slots,
+        args.network.allow_private_network,
     )?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signalled(shutdown.clone()));

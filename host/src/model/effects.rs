@@ -86,6 +86,8 @@ pub enum LogSource {
     Stdout,
     /// The guest's stderr.
     Stderr,
+    /// The host, about an outbound HTTP request the guest made (or was refused).
+    Http,
 }
 
 /// How severe a log line is.

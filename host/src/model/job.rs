@@ -143,6 +143,8 @@ pub struct ClaimedJob {
     pub tenant: String,
     /// The tenant's explicit limits.
     pub tenant_limits: super::TenantLimitSpec,
+    /// The tenant's outbound-HTTP allow-list, as stored.
+    pub allowed_hosts: Vec<String>,
     /// The job id.
     pub id: Uuid,
     /// The queue.

@@ -35,6 +35,23 @@ pub struct Limits {
     pub max_enqueued: u32,
     /// Largest payload of a follow-up job, in bytes. Default 256 KiB.
     pub max_payload_bytes: u32,
+    /// Outbound HTTP requests the attempt may make; past it a request fails at once. Default
+    /// [`Limits::DEFAULT_HTTP_REQUESTS`] (50).
+    pub max_http_requests: u32,
+    /// Largest outbound HTTP response body, in bytes; past it the guest's read fails.
+    /// Default 10 MiB.
+    pub max_http_response_bytes: u64,
+    /// Largest outbound HTTP request body, in bytes; past it the request fails. Default 1 MiB.
+    pub max_http_request_bytes: u64,
+    /// Longest an outbound request may take to connect (name lookup, TCP and TLS); a guest
+    /// may ask for less. Default 5 s.
+    pub http_connect_timeout: Duration,
+    /// Longest an outbound request may wait, once connected, for the response's headers
+    /// (sending the request body included); a guest may ask for less. Default 20 s.
+    pub http_first_byte_timeout: Duration,
+    /// Longest an outbound response body may pause between two chunks; a guest may ask for
+    /// less. Default 10 s.
+    pub http_between_bytes_timeout: Duration,
 }
 
 impl Limits {
@@ -44,6 +61,38 @@ impl Limits {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default linear-memory cap per attempt.
     pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+    /// Default outbound HTTP requests per attempt.
+    pub const DEFAULT_HTTP_REQUESTS: u32 = 50;
+    /// Default largest outbound HTTP response body.
+    pub const DEFAULT_HTTP_RESPONSE_BYTES: u64 = 10 << 20;
+    /// Default largest outbound HTTP request body.
+    pub const DEFAULT_HTTP_REQUEST_BYTES: u64 = 1 << 20;
+    /// Default cap on connecting.
+    pub const DEFAULT_HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default cap on waiting for response headers.
+    pub const DEFAULT_HTTP_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(20);
+    /// Default cap on a pause within a response body.
+    pub const DEFAULT_HTTP_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The most outbound HTTP requests a tenant may give an attempt.
+    pub const MAX_HTTP_REQUESTS: u32 = 10_000;
+    /// The largest HTTP request or response body a tenant may allow.
+    pub const MAX_HTTP_BODY_BYTES: u64 = 1 << 30;
+    /// The longest HTTP timeout cap a tenant may set.
+    pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+    /// These limits with the outbound-HTTP fields at the most a tenant may be given: what a
+    /// runtime's `max_limits` starts from, so that the tenant's own HTTP limits are what holds.
+    pub fn with_http_maxima(self) -> Limits {
+        Limits {
+            max_http_requests: Self::MAX_HTTP_REQUESTS,
+            max_http_response_bytes: Self::MAX_HTTP_BODY_BYTES,
+            max_http_request_bytes: Self::MAX_HTTP_BODY_BYTES,
+            http_connect_timeout: Self::MAX_HTTP_TIMEOUT,
+            http_first_byte_timeout: Self::MAX_HTTP_TIMEOUT,
+            http_between_bytes_timeout: Self::MAX_HTTP_TIMEOUT,
+            ..self
+        }
+    }
 
     /// Returns these limits with every field lowered to at most `cap`'s.
     pub fn capped_by(&self, cap: &Limits) -> Limits {
@@ -60,6 +109,18 @@ impl Limits {
             max_store_read_bytes: self.max_store_read_bytes.min(cap.max_store_read_bytes),
             max_enqueued: self.max_enqueued.min(cap.max_enqueued),
             max_payload_bytes: self.max_payload_bytes.min(cap.max_payload_bytes),
+            max_http_requests: self.max_http_requests.min(cap.max_http_requests),
+            max_http_response_bytes: self
+                .max_http_response_bytes
+                .min(cap.max_http_response_bytes),
+            max_http_request_bytes: self.max_http_request_bytes.min(cap.max_http_request_bytes),
+            http_connect_timeout: self.http_connect_timeout.min(cap.http_connect_timeout),
+            http_first_byte_timeout: self
+                .http_first_byte_timeout
+                .min(cap.http_first_byte_timeout),
+            http_between_bytes_timeout: self
+                .http_between_bytes_timeout
+                .min(cap.http_between_bytes_timeout),
         }
     }
 }
@@ -79,6 +140,12 @@ impl Default for Limits {
             max_store_read_bytes: 64 << 20,
             max_enqueued: 100,
             max_payload_bytes: 256 << 10,
+            max_http_requests: Self::DEFAULT_HTTP_REQUESTS,
+            max_http_response_bytes: Self::DEFAULT_HTTP_RESPONSE_BYTES,
+            max_http_request_bytes: Self::DEFAULT_HTTP_REQUEST_BYTES,
+            http_connect_timeout: Self::DEFAULT_HTTP_CONNECT_TIMEOUT,
+            http_first_byte_timeout: Self::DEFAULT_HTTP_FIRST_BYTE_TIMEOUT,
+            http_between_bytes_timeout: Self::DEFAULT_HTTP_BETWEEN_BYTES_TIMEOUT,
         }
     }
 }

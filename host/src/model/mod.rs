@@ -1,5 +1,6 @@
 //! Domain types shared by every layer: jobs, limits, outcomes and effects. No I/O here.
 
+pub mod allow_list;
 mod effects;
 mod job;
 mod limits;
@@ -9,6 +10,7 @@ pub mod schedule;
 mod tenant;
 pub mod text;
 
+pub use allow_list::{AllowList, AllowListError};
 pub use effects::{
     EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite, WriteOp, counter_value,
 };

@@ -51,6 +51,24 @@ pub struct TenantLimitSpec {
     /// answers 422.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_queues: Option<u32>,
+    /// Outbound HTTP requests one attempt may make.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_http_requests: Option<u32>,
+    /// Largest outbound HTTP response body, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_http_response_bytes: Option<u64>,
+    /// Largest outbound HTTP request body, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_http_request_bytes: Option<u64>,
+    /// Cap on connecting (name lookup, TCP, TLS) for an outbound request, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_connect_timeout_ms: Option<u64>,
+    /// Cap on waiting for an outbound response's headers, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_first_byte_timeout_ms: Option<u64>,
+    /// Cap on a pause within an outbound response body, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_between_bytes_timeout_ms: Option<u64>,
 }
 
 /// A tenant's effective limits: its [`TenantLimitSpec`] over the defaults.
@@ -80,6 +98,18 @@ pub struct TenantLimits {
     pub max_conflicts: u32,
     /// Distinct queues with jobs. Default 100.
     pub max_queues: u32,
+    /// Outbound HTTP requests per attempt. Default 50.
+    pub max_http_requests: u32,
+    /// Largest outbound HTTP response body, in bytes. Default 10 MiB.
+    pub max_http_response_bytes: u64,
+    /// Largest outbound HTTP request body, in bytes. Default 1 MiB.
+    pub max_http_request_bytes: u64,
+    /// Cap on connecting, in milliseconds. Default 5,000.
+    pub http_connect_timeout_ms: u64,
+    /// Cap on waiting for response headers, in milliseconds. Default 20,000.
+    pub http_first_byte_timeout_ms: u64,
+    /// Cap on a pause within a response body, in milliseconds. Default 10,000.
+    pub http_between_bytes_timeout_ms: u64,
 }
 
 impl TenantLimits {
@@ -97,6 +127,13 @@ impl TenantLimits {
         enqueue_rate: 10_000,
         max_conflicts: 100,
         max_queues: 100,
+        max_http_requests: Limits::DEFAULT_HTTP_REQUESTS,
+        max_http_response_bytes: Limits::DEFAULT_HTTP_RESPONSE_BYTES,
+        max_http_request_bytes: Limits::DEFAULT_HTTP_REQUEST_BYTES,
+        http_connect_timeout_ms: Limits::DEFAULT_HTTP_CONNECT_TIMEOUT.as_millis() as u64,
+        http_first_byte_timeout_ms: Limits::DEFAULT_HTTP_FIRST_BYTE_TIMEOUT.as_millis() as u64,
+        http_between_bytes_timeout_ms: Limits::DEFAULT_HTTP_BETWEEN_BYTES_TIMEOUT.as_millis()
+            as u64,
     };
 
     /// The largest batch `POST /v1/jobs/batch` takes.
@@ -118,6 +155,22 @@ impl TenantLimits {
             enqueue_rate: spec.enqueue_rate.unwrap_or(d.enqueue_rate),
             max_conflicts: spec.max_conflicts.unwrap_or(d.max_conflicts),
             max_queues: spec.max_queues.unwrap_or(d.max_queues),
+            max_http_requests: spec.max_http_requests.unwrap_or(d.max_http_requests),
+            max_http_response_bytes: spec
+                .max_http_response_bytes
+                .unwrap_or(d.max_http_response_bytes),
+            max_http_request_bytes: spec
+                .max_http_request_bytes
+                .unwrap_or(d.max_http_request_bytes),
+            http_connect_timeout_ms: spec
+                .http_connect_timeout_ms
+                .unwrap_or(d.http_connect_timeout_ms),
+            http_first_byte_timeout_ms: spec
+                .http_first_byte_timeout_ms
+                .unwrap_or(d.http_first_byte_timeout_ms),
+            http_between_bytes_timeout_ms: spec
+                .http_between_bytes_timeout_ms
+                .unwrap_or(d.http_between_bytes_timeout_ms),
         }
     }
 
@@ -138,6 +191,12 @@ impl TenantLimits {
             memory_bytes: self.memory_mb << 20,
             max_enqueued: self.max_follow_ups,
             max_payload_bytes: self.max_payload_bytes,
+            max_http_requests: self.max_http_requests,
+            max_http_response_bytes: self.max_http_response_bytes,
+            max_http_request_bytes: self.max_http_request_bytes,
+            http_connect_timeout: Duration::from_millis(self.http_connect_timeout_ms),
+            http_first_byte_timeout: Duration::from_millis(self.http_first_byte_timeout_ms),
+            http_between_bytes_timeout: Duration::from_millis(self.http_between_bytes_timeout_ms),
             ..Limits::default()
         }
     }
@@ -159,6 +218,20 @@ impl TenantLimitSpec {
             enqueue_rate: patch.enqueue_rate.or(self.enqueue_rate),
             max_conflicts: patch.max_conflicts.or(self.max_conflicts),
             max_queues: patch.max_queues.or(self.max_queues),
+            max_http_requests: patch.max_http_requests.or(self.max_http_requests),
+            max_http_response_bytes: patch
+                .max_http_response_bytes
+                .or(self.max_http_response_bytes),
+            max_http_request_bytes: patch.max_http_request_bytes.or(self.max_http_request_bytes),
+            http_connect_timeout_ms: patch
+                .http_connect_timeout_ms
+                .or(self.http_connect_timeout_ms),
+            http_first_byte_timeout_ms: patch
+                .http_first_byte_timeout_ms
+                .or(self.http_first_byte_timeout_ms),
+            http_between_bytes_timeout_ms: patch
+                .http_between_bytes_timeout_ms
+                .or(self.http_between_bytes_timeout_ms),
         }
     }
 
@@ -173,10 +246,57 @@ impl TenantLimitSpec {
             ("max_component_bytes", self.max_component_bytes),
             ("enqueue_rate", self.enqueue_rate.map(u64::from)),
             ("max_queues", self.max_queues.map(u64::from)),
+            ("max_http_response_bytes", self.max_http_response_bytes),
+            ("max_http_request_bytes", self.max_http_request_bytes),
+            ("http_connect_timeout_ms", self.http_connect_timeout_ms),
+            (
+                "http_first_byte_timeout_ms",
+                self.http_first_byte_timeout_ms,
+            ),
+            (
+                "http_between_bytes_timeout_ms",
+                self.http_between_bytes_timeout_ms,
+            ),
         ];
         for (name, value) in positive {
             if value == Some(0) {
                 return Err(format!("limits.{name} must be greater than 0"));
+            }
+        }
+        // Upper bounds keep a tenant's HTTP within what one attempt's memory and wall clock
+        // can hold anyway (0 requests is allowed: it turns outbound HTTP off).
+        let ms = Limits::MAX_HTTP_TIMEOUT.as_millis() as u64;
+        let at_most = [
+            (
+                "max_http_requests",
+                self.max_http_requests.map(u64::from),
+                u64::from(Limits::MAX_HTTP_REQUESTS),
+            ),
+            (
+                "max_http_response_bytes",
+                self.max_http_response_bytes,
+                Limits::MAX_HTTP_BODY_BYTES,
+            ),
+            (
+                "max_http_request_bytes",
+                self.max_http_request_bytes,
+                Limits::MAX_HTTP_BODY_BYTES,
+            ),
+            ("http_connect_timeout_ms", self.http_connect_timeout_ms, ms),
+            (
+                "http_first_byte_timeout_ms",
+                self.http_first_byte_timeout_ms,
+                ms,
+            ),
+            (
+                "http_between_bytes_timeout_ms",
+                self.http_between_bytes_timeout_ms,
+                ms,
+            ),
+        ];
+        for (name, value, max) in at_most {
+            if value.is_some_and(|v| v > max) {
+                return Err(format!("limits.{name} must be at most {max}"));
             }
         }
         if self.max_running.is_some_and(|n| n > i32::MAX as u32) {

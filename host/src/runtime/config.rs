@@ -21,7 +21,8 @@ pub enum OptLevel {
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// The most any attempt may be granted; also sizes the pooling allocator's memory slots.
-    /// Default: [`Limits::default`] with 512 MiB of memory.
+    /// Default: [`Limits::default`] with 512 MiB of memory and the outbound-HTTP limits at
+    /// the most a tenant may set ([`Limits::with_http_maxima`]).
     pub max_limits: Limits,
     /// Sandboxes that may be alive at once: the pooling allocator's instance count.
     /// Default 128.
@@ -47,6 +48,10 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Optimisation level for compiled handlers. Default [`OptLevel::Speed`].
     pub opt_level: OptLevel,
+    /// Non-public networks handlers' outbound HTTP may reach (the operator's
+    /// `--allow-private-network`), and the only networks plain `http://` may reach. Default
+    /// none: the SSRF guard refuses every loopback, private, link-local, ... address.
+    pub allow_private_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for RuntimeConfig {
@@ -55,7 +60,8 @@ impl Default for RuntimeConfig {
             max_limits: Limits {
                 memory_bytes: 512 << 20,
                 ..Limits::default()
-            },
+            }
+            .with_http_maxima(),
             max_instances: 128,
             pooling: true,
             cache_dir: None,
@@ -66,6 +72,7 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 1 << 20,
             epoch_tick: Duration::from_millis(10),
             opt_level: OptLevel::Speed,
+            allow_private_networks: Vec::new(),
         }
     }
 }

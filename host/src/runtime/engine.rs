@@ -9,6 +9,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::config::{OptLevel, RuntimeConfig};
+use crate::capabilities::http::HttpState;
 use crate::capabilities::{jobs::JobsState, log::LogState, store::StoreState};
 
 /// Most table elements a sandbox may have: large language runtimes (CPython) need tens of
@@ -27,6 +28,7 @@ pub struct HostState {
     pub(crate) log: LogState,
     pub(crate) store: StoreState,
     pub(crate) jobs: JobsState,
+    pub(crate) http: HttpState,
 }
 
 impl WasiView for HostState {
@@ -34,6 +36,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http.ctx,
+            table: &mut self.table,
+            hooks: &mut self.http.hooks,
         }
     }
 }
@@ -130,13 +142,15 @@ pub fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     Engine::new(&c)
 }
 
-/// Returns a linker with WASI 0.2 and Spool's own capabilities.
+/// Returns a linker with WASI 0.2, `wasi:http/outgoing-handler` 0.2 and Spool's own
+/// capabilities. A component that imports no `wasi:http` links as before.
 pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker: Linker<HostState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     crate::capabilities::store::add_to_linker(&mut linker, |s| &mut s.store)?;
     crate::capabilities::jobs::add_to_linker(&mut linker, |s| &mut s.jobs)?;
     crate::capabilities::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    crate::capabilities::http::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -9,12 +9,15 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::bindings::spool::job::types::{Failure, Job};
 use super::engine::{HostState, Limiter};
 use super::{Prepared, Runtime};
+use crate::capabilities::http::{HttpCall, HttpState};
 use crate::capabilities::jobs::JobsState;
 use crate::capabilities::log::LogState;
 use crate::capabilities::store::{StoreBackend, StoreState};
 use crate::capabilities::wasi;
 use crate::model::text::{self, MAX_MESSAGE_BYTES};
-use crate::model::{EnqueuedJob, ErrorKind, JobContext, Limits, LogLine, Outcome, StoreWrite};
+use crate::model::{
+    AllowList, EnqueuedJob, ErrorKind, JobContext, Limits, LogLine, Outcome, StoreWrite,
+};
 
 /// What one attempt did. Its effects are only collected: committing them is the caller's job.
 #[derive(Debug)]
@@ -31,15 +34,15 @@ pub struct Attempt {
     pub store_writes: Vec<StoreWrite>,
     /// Follow-up jobs; empty unless the outcome is `Ok`.
     pub enqueued: Vec<EnqueuedJob>,
+    /// The outbound HTTP requests the attempt made, refused ones included, in the order
+    /// they ended.
+    pub http_calls: Vec<HttpCall>,
 }
 
 impl Runtime {
     /// Runs one attempt of `job` with `handler` in a fresh sandbox, within `limits` (lowered to
-    /// the runtime's maximums), reading committed store state from `backend`.
-    ///
-    /// Never fails: every way an attempt can go wrong is an [`Outcome::Failed`] of some
-    /// [`ErrorKind`]. The sandbox is dropped before this returns, so a trapped instance is
-    /// never reused.
+    /// the runtime's maximums), reading committed store state from `backend`, allowed no
+    /// outbound HTTP (see [`Runtime::invoke_allowing`]).
     pub async fn invoke(
         &self,
         handler: &Prepared,
@@ -47,9 +50,29 @@ impl Runtime {
         limits: &Limits,
         backend: Arc<dyn StoreBackend>,
     ) -> Attempt {
+        self.invoke_allowing(handler, job, limits, backend, Arc::default())
+            .await
+    }
+
+    /// [`Runtime::invoke`], with outbound HTTP to the origins `allowed` lists (the tenant's
+    /// allow-list), through the SSRF guard and within `limits`' HTTP bounds.
+    ///
+    /// Never fails: every way an attempt can go wrong is an [`Outcome::Failed`] of some
+    /// [`ErrorKind`]. The sandbox is dropped before this returns, so a trapped instance is
+    /// never reused.
+    pub async fn invoke_allowing(
+        &self,
+        handler: &Prepared,
+        job: &JobContext,
+        limits: &Limits,
+        backend: Arc<dyn StoreBackend>,
+        allowed: Arc<AllowList>,
+    ) -> Attempt {
         let limits = limits.capped_by(&self.config.max_limits);
         let started = Instant::now();
         let log = LogState::new(limits.max_log_bytes);
+        let http = HttpState::new(&self.http, job, allowed, &limits, &log);
+        let http_calls = http.calls();
         let state = HostState {
             wasi: wasi::context(job, &log),
             table: resource_table(),
@@ -61,6 +84,7 @@ impl Runtime {
             log: log.clone(),
             store: StoreState::new(backend, &job.tenant, &job.idempotency_key, &limits),
             jobs: JobsState::new(&job.idempotency_key, &limits),
+            http,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -114,11 +138,21 @@ impl Runtime {
             Ok(Err(error)) => classify(&error, store.data().limiter.memory_exceeded, &limits),
         };
 
-        let state = store.into_data();
+        // The rest of the sandbox (its resource table, so every response body and request
+        // still in flight) is dropped with this statement: their log lines and records are
+        // written before the log is taken.
+        let HostState {
+            store: kv, jobs, ..
+        } = store.into_data();
         let (store_writes, enqueued) = match outcome {
-            Outcome::Ok(_) => (state.store.into_writes(), state.jobs.into_enqueued()),
+            Outcome::Ok(_) => (kv.into_writes(), jobs.into_enqueued()),
             Outcome::Failed { .. } => (Vec::new(), Vec::new()),
         };
+        let http_calls = std::mem::take(
+            &mut *http_calls
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         Attempt {
             outcome,
             fuel_consumed,
@@ -126,6 +160,7 @@ impl Runtime {
             logs: log.take(),
             store_writes,
             enqueued,
+            http_calls,
         }
     }
 }

@@ -30,6 +30,8 @@ use cache::{CacheError, DiskCache};
 use compile::{Gate, Gates};
 use engine::EpochTicker;
 
+use crate::capabilities::http::{HttpConfig, PrivateNetworks};
+
 /// A handler compiled and linked, ready to instantiate in microseconds.
 pub struct Prepared {
     digest: String,
@@ -81,6 +83,7 @@ pub struct Runtime {
     prepared: Mutex<LruCache<String, Arc<Prepared>>>,
     gates: Gates,
     counters: Counters,
+    http: HttpConfig,
     _ticker: EpochTicker,
 }
 
@@ -96,6 +99,8 @@ impl Runtime {
             Some(dir) => Some(DiskCache::open(dir, &engine, config.cache_max_bytes)?),
             None => None,
         };
+        let http = HttpConfig::new(PrivateNetworks::new(config.allow_private_networks.clone()))
+            .map_err(|e| RuntimeError::Engine(format!("configuring TLS: {e}")))?;
         let capacity = NonZeroUsize::new(config.loaded_capacity.max(1)).expect("at least 1");
         Ok(Runtime {
             _ticker: EpochTicker::start(&engine, config.epoch_tick),
@@ -105,6 +110,7 @@ impl Runtime {
             prepared: Mutex::new(LruCache::new(capacity)),
             gates: Gates::new(&config.compile),
             counters: Counters::default(),
+            http,
             config,
         })
     }

@@ -33,7 +33,8 @@ pub enum ValidationError {
     /// The component imports something the host does not provide.
     #[error(
         "the component imports `{0}`, which Spool does not provide (a handler may import \
-         spool:job/* and the WASI 0.2 cli, clocks, filesystem, io, random and sockets interfaces)"
+         spool:job/*, the WASI 0.2 cli, clocks, filesystem, io, random and sockets interfaces, \
+         and wasi:http/outgoing-handler and wasi:http/types 0.2)"
     )]
     UnknownImport(String),
     /// The component does not export `run` with the `spool:job/handler` signature, or an
@@ -75,6 +76,10 @@ const PROVIDED: &[&str] = &[
     "wasi:io/",
     "wasi:random/",
     "wasi:sockets/",
+    // Outbound HTTP, 0.2.x only (0.2.0 to 0.2.12 link; see `capabilities::http`); never
+    // `incoming-handler`: a handler serves nothing.
+    "wasi:http/outgoing-handler@0.2.",
+    "wasi:http/types@0.2.",
 ];
 
 /// Checks the container format before anything is compiled.
@@ -137,7 +142,10 @@ mod tests {
             check_imports(["wasi:io/streams@0.2.0", "acme:evil/backdoor"].into_iter()),
             Err(ValidationError::UnknownImport("acme:evil/backdoor".into()))
         );
-        // Not provided yet: outbound HTTP needs an allow-list first.
-        assert!(check_imports(["wasi:http/outgoing-handler@0.2.0"].into_iter()).is_err());
+        // Outbound HTTP 0.2, behind the tenant's allow-list; serving HTTP or 0.3, never.
+        let http = ["wasi:http/outgoing-handler@0.2.0", "wasi:http/types@0.2.12"];
+        assert_eq!(check_imports(http.into_iter()), Ok(()));
+        assert!(check_imports(["wasi:http/incoming-handler@0.2.0"].into_iter()).is_err());
+        assert!(check_imports(["wasi:http/types@0.3.0"].into_iter()).is_err());
     }
 }

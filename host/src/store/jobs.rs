@@ -528,6 +528,7 @@ struct ClaimRow {
     tenant_id: i64,
     tenant: String,
     tenant_limits: Value,
+    allowed_hosts: Vec<String>,
     id: Uuid,
     queue: String,
     handler: String,
@@ -556,6 +557,7 @@ impl From<ClaimRow> for ClaimedJob {
             // Limits are written by Spool only; a spec this version cannot read runs with
             // the defaults rather than not at all.
             tenant_limits: serde_json::from_value(row.tenant_limits).unwrap_or_default(),
+            allowed_hosts: row.allowed_hosts,
             id: row.id,
             queue: row.queue,
             handler: row.handler,

@@ -9,7 +9,7 @@ use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
-use crate::model::{ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
+use crate::model::{AllowList, ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
 use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
@@ -160,10 +160,17 @@ async fn execute(
         idempotency_key: job.idempotency_key.clone(),
     };
     let backend = Arc::new(TenantKv(store.kv(job.tenant_id)));
+    // Stored entries were checked when set; one that no longer parses allows nothing.
+    let allowed = Arc::new(AllowList::parse_lenient(&job.allowed_hosts));
     let attempt = {
         let _in_use = metrics.sandbox_in_use();
-        runtime.invoke(&handler, &context, &limits, backend).await
+        runtime
+            .invoke_allowing(&handler, &context, &limits, backend, allowed)
+            .await
     };
+    for call in &attempt.http_calls {
+        metrics.http_request(&job.tenant, &call.host, call.outcome.label(), call.duration);
+    }
     // Follow-up jobs are enqueues like the API's: held to the tenant's queues, rate and pending
     // cap, so that no job tree grows past what the tenant may have pending. Checked before the
     // attempt is reported finished: nothing awaits between that line and the hand-over to the

@@ -121,6 +121,7 @@ fn guest_line(job: &JobFields, line: &LogLine) {
         LogSource::Log => "log",
         LogSource::Stdout => "stdout",
         LogSource::Stderr => "stderr",
+        LogSource::Http => "http",
     };
     // A level must be known at compile time for each call site: one per level. The fields
     // are only formatted when the level is enabled.

@@ -26,8 +26,9 @@ enum TenantCommand {
         /// take their defaults.
         #[arg(long, value_parser = parse_json, value_name = "JSON")]
         limits: Option<Value>,
-        /// A host its handlers may reach over outbound HTTP (repeatable).
-        #[arg(long = "allow-host", value_name = "HOST")]
+        /// An origin its handlers may call over outbound HTTP (repeatable):
+        /// `https://api.example.com`, `https://*.example.com:8443`; no IP addresses.
+        #[arg(long = "allow-host", value_name = "ORIGIN")]
         allowed_hosts: Vec<String>,
     },
     /// List the tenants and their limits.
@@ -39,6 +40,8 @@ enum TenantCommand {
 struct TenantView {
     name: String,
     limits: Limits,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
     created_at: DateTime<Utc>,
     #[serde(default)]
     token: Option<String>,
@@ -52,6 +55,7 @@ struct Limits {
     memory_mb: u64,
     max_queued: u64,
     enqueue_rate: u64,
+    max_http_requests: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +97,7 @@ pub async fn run(args: TenantArgs) -> anyhow::Result<()> {
                     "MEMORY",
                     "MAX QUEUED",
                     "ENQUEUE/S",
+                    "HTTP",
                 ]);
                 for t in list.tenants {
                     table.row(vec![
@@ -103,6 +108,12 @@ pub async fn run(args: TenantArgs) -> anyhow::Result<()> {
                         format!("{} MiB", t.limits.memory_mb),
                         t.limits.max_queued.to_string(),
                         t.limits.enqueue_rate.to_string(),
+                        // Requests per attempt, to how many allowed origins.
+                        format!(
+                            "{}/attempt, {} hosts",
+                            t.limits.max_http_requests,
+                            t.allowed_hosts.len()
+                        ),
                     ]);
                 }
                 table.print("no tenants");
