@@ -1,5 +1,7 @@
 //! `spool bench`, as a process, against the test suite's PostgreSQL server.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -15,14 +17,7 @@ fn database_url() -> String {
 }
 
 fn hostile() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/hostile.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make guests`",
-        path.display()
-    );
-    path
+    common::component("hostile")
 }
 
 fn positive(report: &Value, pointer: &str) -> f64 {

@@ -1,21 +1,11 @@
 //! `spool run`: the handler author's inner loop, as a process.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn component(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make guests`",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::component;
 
 fn spool_run(args: &[&str]) -> (Option<i32>, Value, String) {
     let cache = tempfile::tempdir().unwrap();
