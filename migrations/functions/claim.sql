@@ -48,10 +48,18 @@ BEGIN
                 ORDER BY j.tenant_id, j.priority, j.run_at, j.id LIMIT 1)
         FROM tenants t WHERE t.tenant_id IS NOT NULL
     ), picked AS (
-        -- At most p_limit tenants, at random; then in tenant order, so that claim_room takes
-        -- the locks in that order (OFFSET 0 keeps the order where the room is computed).
+        -- At most p_limit tenants, at random, among those below their max_running as this
+        -- snapshot sees them (a tenant at its cap would take a turn and fill none of it: the
+        -- claim would come back short, and the worker would wait for its next poll); then in
+        -- tenant order, so that claim_room takes the locks in that order (OFFSET 0 keeps the
+        -- order where the room is computed). Counting costs the running jobs of the tenants
+        -- with work, at most all running jobs.
         SELECT p.tenant_id FROM (
-            SELECT t.tenant_id FROM tenants t WHERE t.tenant_id IS NOT NULL
+            SELECT t.tenant_id FROM tenants t
+            JOIN spool.tenants tn ON tn.id = t.tenant_id
+            WHERE t.tenant_id IS NOT NULL
+              AND (SELECT count(*) FROM spool.jobs r
+                   WHERE r.tenant_id = t.tenant_id AND r.state = 'running') < tn.max_running
             ORDER BY random() LIMIT p_limit
         ) p
         ORDER BY p.tenant_id OFFSET 0

@@ -119,3 +119,40 @@ async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
     tenants.sort();
     assert_eq!(tenants, [long.min(short), long.max(short)], "one each");
 }
+
+/// A tenant at its `max_running` takes no turn in a claim: the claim fills from the tenants
+/// below theirs (a turn given to a capped tenant would come back empty, and the worker would
+/// wait for its next poll with work queued).
+#[tokio::test]
+async fn a_tenant_at_its_running_cap_takes_no_turn_from_the_others() {
+    let db = test_db().await;
+    let capped = tenant(&db.store, "capped", 2).await;
+    let other = tenant(&db.store, "other", 1_000).await;
+    let jobs: Vec<NewJob> = (0..100)
+        .map(|i| NewJob::json("h", &json!({ "i": i })))
+        .collect();
+    enqueue(&db.store, capped, &jobs).await;
+    // The capped tenant reaches its cap.
+    let running = db
+        .store
+        .job_claim("default", 2, "w", LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 2);
+    enqueue(&db.store, other, &jobs).await;
+    // One slot frees at a time: each claim of one job is the other tenant's (a random pick
+    // of the two tenants would come back empty about every other time).
+    for _ in 0..20 {
+        let claimed = db
+            .store
+            .job_claim("default", 1, "w", LEASE, None)
+            .await
+            .unwrap();
+        let tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
+        assert_eq!(
+            tenants,
+            [other],
+            "the claim filled from the tenant below its cap"
+        );
+    }
+}
