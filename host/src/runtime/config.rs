@@ -44,8 +44,13 @@ pub struct RuntimeConfig {
     /// WebAssembly stack per sandbox, in bytes. Default 1 MiB.
     pub max_wasm_stack: usize,
     /// How often the epoch advances: the granularity of timeouts and of yielding to other
-    /// tasks. Default 10 ms.
+    /// tasks. Default 1 ms: a guest holds an executor thread at most that long at a time.
     pub epoch_tick: Duration,
+    /// How many attempts may run guest code past their first epoch tick at once (the CPU
+    /// lanes, `lanes.rs`); the others wait their turn outside the executor, in order, so that
+    /// one tenant's CPU-bound guests cannot keep other tenants' short attempts (or the
+    /// worker's own tasks) waiting behind all of them. Default: the machine's cores.
+    pub cpu_lanes: usize,
     /// Optimisation level for compiled handlers. Default [`OptLevel::Speed`].
     pub opt_level: OptLevel,
     /// Non-public networks handlers' outbound HTTP may reach (the operator's
@@ -70,7 +75,8 @@ impl Default for RuntimeConfig {
             max_component_bytes: 64 << 20,
             compile: CompileConfig::default(),
             max_wasm_stack: 1 << 20,
-            epoch_tick: Duration::from_millis(10),
+            epoch_tick: Duration::from_millis(1),
+            cpu_lanes: std::thread::available_parallelism().map_or(1, |n| n.get()),
             opt_level: OptLevel::Speed,
             allow_private_networks: Vec::new(),
         }

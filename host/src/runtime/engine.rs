@@ -154,13 +154,18 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// Advances the engine's epoch every `tick` on a thread of its own, until dropped.
+/// Advances the engine's epoch every `tick` on a thread of its own, until dropped, and takes
+/// CPU lanes back from guests parked for three ticks.
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: &Engine, tick: Duration) -> EpochTicker {
+    pub(crate) fn start(
+        engine: &Engine,
+        tick: Duration,
+        lanes: Arc<super::lanes::Lanes>,
+    ) -> EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.weak();
         let flag = stop.clone();
@@ -173,6 +178,7 @@ impl EpochTicker {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
                     }
+                    lanes.reclaim(tick * 3);
                 }
             })
             .expect("spawning the epoch thread");

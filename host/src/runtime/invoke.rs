@@ -92,16 +92,16 @@ impl Runtime {
             .set_fuel(limits.fuel)
             .expect("fuel is enabled on the engine");
         let deadline = started + limits.timeout;
-        // Every epoch tick the guest yields to the executor (so one spinning guest cannot hog
-        // a thread), and past the deadline it is interrupted. The timeout around the call
+        // Every epoch tick the guest yields, giving back its CPU lane and waiting for one
+        // (`lanes.rs`), and past the deadline it is interrupted. The timeout around the call
         // below also stops a guest that is parked in a host call.
         store.set_epoch_deadline(1);
+        let (lanes, hold) = (self.lanes.clone(), self.lanes.hold());
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
+            if Instant::now() >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::YieldCustom(1, lanes.turn(&hold)))
         });
 
         let record = Job {

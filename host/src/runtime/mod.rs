@@ -9,6 +9,7 @@ pub mod compile;
 mod config;
 mod engine;
 mod invoke;
+mod lanes;
 pub mod validate;
 
 use std::num::NonZeroUsize;
@@ -84,6 +85,8 @@ pub struct Runtime {
     gates: Gates,
     counters: Counters,
     http: HttpConfig,
+    /// The CPU lanes ([`RuntimeConfig::cpu_lanes`]).
+    lanes: Arc<lanes::Lanes>,
     _ticker: EpochTicker,
 }
 
@@ -102,8 +105,9 @@ impl Runtime {
         let http = HttpConfig::new(PrivateNetworks::new(config.allow_private_networks.clone()))
             .map_err(|e| RuntimeError::Engine(format!("configuring TLS: {e}")))?;
         let capacity = NonZeroUsize::new(config.loaded_capacity.max(1)).expect("at least 1");
+        let lanes = lanes::Lanes::new(config.cpu_lanes);
         Ok(Runtime {
-            _ticker: EpochTicker::start(&engine, config.epoch_tick),
+            _ticker: EpochTicker::start(&engine, config.epoch_tick, lanes.clone()),
             engine,
             linker,
             disk,
@@ -111,6 +115,7 @@ impl Runtime {
             gates: Gates::new(&config.compile),
             counters: Counters::default(),
             http,
+            lanes,
             config,
         })
     }

@@ -137,11 +137,14 @@ fn lock(held: &HeldJobs) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How many jobs this worker holds per tenant, for the claim's fair share of its slots.
+/// How many of this worker's slots each tenant's attempts take now, for the claim's fair
+/// share of them. Attempts that finished and wait for the group commit hold no slot.
 fn held_by_tenant(held: &HeldJobs) -> Vec<(i64, u32)> {
     let mut counts: HashMap<i64, u32> = HashMap::new();
     for job in lock(held).values() {
-        *counts.entry(job.tenant_id).or_default() += 1;
+        if job.abort.as_ref().is_none_or(|task| !task.is_finished()) {
+            *counts.entry(job.tenant_id).or_default() += 1;
+        }
     }
     counts.into_iter().collect()
 }
