@@ -15,21 +15,19 @@
 mod attempt;
 mod completer;
 pub(crate) mod fields;
+mod producer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, mpsc};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::model::DEFAULT_QUEUE;
 use crate::quota::Quotas;
 use crate::runtime::Runtime;
-use crate::store::{NOTIFY_CHANNEL, Store};
+use crate::store::Store;
 
 pub use attempt::retry_delay;
 pub use completer::Finished;
@@ -137,18 +135,6 @@ fn lock(held: &HeldJobs) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How many of this worker's slots each tenant's attempts take now, for the claim's fair
-/// share of them. Attempts that finished and wait for the group commit hold no slot.
-fn held_by_tenant(held: &HeldJobs) -> Vec<(i64, u32)> {
-    let mut counts: HashMap<i64, u32> = HashMap::new();
-    for job in lock(held).values() {
-        if job.abort.as_ref().is_none_or(|task| !task.is_finished()) {
-            *counts.entry(job.tenant_id).or_default() += 1;
-        }
-    }
-    counts.into_iter().collect()
-}
-
 /// Whether a worker's group commit is getting through, for readiness checks: a worker whose
 /// commits have failed for a while should take no traffic. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -230,228 +216,5 @@ impl Worker {
     /// Returns what the worker has done so far.
     pub fn stats(&self) -> WorkerStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs until `shutdown` is cancelled, then stops claiming, gives running attempts the
-    /// grace period to finish, commits what finished, and returns.
-    pub async fn run(&self, shutdown: CancellationToken) -> WorkerStats {
-        let held: HeldJobs = Arc::default();
-        let slots = Arc::new(Semaphore::new(self.config.slots));
-        let wake = Arc::new(Notify::new());
-        let committed = Arc::new(Notify::new());
-        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
-        let _slots_counted = self.metrics.worker_slots(self.config.slots);
-        self.metrics
-            .set_sandboxes_max(self.runtime.config().max_instances);
-
-        let stop_background = CancellationToken::new();
-        let completer = tokio::spawn(completer::run(
-            completer::Completer {
-                store: self.store.clone(),
-                config: self.config.clone(),
-                held: held.clone(),
-                stats: self.stats.clone(),
-                metrics: self.metrics.clone(),
-                committed: committed.clone(),
-                health: self.health.clone(),
-            },
-            finished_rx,
-        ));
-        let heartbeat = tokio::spawn(heartbeat(
-            self.store.clone(),
-            self.config.clone(),
-            held.clone(),
-            stop_background.clone(),
-        ));
-        let listener = tokio::spawn(listen(
-            self.store.clone(),
-            self.config.queues.clone(),
-            wake.clone(),
-            stop_background.clone(),
-        ));
-
-        let mut attempts = JoinSet::new();
-        let mut queue_turn = 0usize;
-        // Whether any queue in the current round gave a full batch (so there may be more).
-        let mut round_was_full = false;
-        while !shutdown.is_cancelled() {
-            // Reap finished attempt tasks so the set does not grow without bound.
-            while attempts.try_join_next().is_some() {}
-            // Backpressure: slots are given back before outcomes commit, so also bound what
-            // is claimed and not yet committed; otherwise claims outrun a slow commit and
-            // every lease held meanwhile makes commits slower still.
-            let uncommitted = lock(&held).len();
-            let room = (self.config.slots + self.config.commit_batch).saturating_sub(uncommitted);
-            let free = slots.available_permits().min(room);
-            if free == 0 {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = slots.acquire(), if room > 0 => continue,
-                    _ = committed.notified(), if room == 0 => continue,
-                    // Held jobs can also leave by losing their lease, with nothing to commit.
-                    _ = tokio::time::sleep(self.config.poll_interval), if room == 0 => continue,
-                }
-            }
-            let queue = &self.config.queues[queue_turn % self.config.queues.len()];
-            queue_turn = queue_turn.wrapping_add(1);
-            let limit = (free as u32).min(self.config.claim_batch);
-            let held_by_tenant = held_by_tenant(&held);
-            let claimed = match self
-                .store
-                .job_claim_sharing(
-                    queue,
-                    limit,
-                    &self.config.id,
-                    self.config.lease,
-                    None,
-                    &held_by_tenant,
-                )
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %e, queue, "claiming jobs failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(self.config.poll_interval) => continue,
-                    }
-                }
-            };
-            let got = claimed.len();
-            self.stats.lock().unwrap_or_else(|e| e.into_inner()).claimed += got as u64;
-            for job in claimed {
-                let permit = slots.clone().acquire_owned().await.expect("never closed");
-                lock(&held).insert(
-                    job.id,
-                    Held {
-                        tenant_id: job.tenant_id,
-                        run_lease: job.run_lease,
-                        abort: None,
-                    },
-                );
-                let id = job.id;
-                let task = attempts.spawn(attempt::run(
-                    job,
-                    self.store.clone(),
-                    self.runtime.clone(),
-                    self.metrics.clone(),
-                    self.quotas.clone(),
-                    finished_tx.clone(),
-                    permit,
-                ));
-                if let Some(h) = lock(&held).get_mut(&id) {
-                    h.abort = Some(task);
-                }
-            }
-            // After a round of short batches every queue is drained for now: wait for a
-            // notification or the poll interval. After a full batch there may be more.
-            round_was_full |= got == limit as usize;
-            if queue_turn.is_multiple_of(self.config.queues.len())
-                && !std::mem::take(&mut round_was_full)
-            {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(self.config.poll_interval) => {}
-                }
-            }
-        }
-
-        // Graceful shutdown: no more claims; let running attempts finish within the grace
-        // period, then abandon the rest (their leases expire and the rescuer retries them).
-        let drained = tokio::time::timeout(self.config.grace_period, async {
-            while attempts.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                abandoned = attempts.len(),
-                "grace period over: abandoning running attempts to lease expiry"
-            );
-            attempts.abort_all();
-            while attempts.join_next().await.is_some() {}
-        }
-        drop(finished_tx);
-        // What finished is committed within another grace period; past it the outcomes are
-        // dropped (their jobs are retried when the leases expire), so SIGTERM always ends.
-        let flushing = completer.abort_handle();
-        if tokio::time::timeout(self.config.grace_period, completer)
-            .await
-            .is_err()
-        {
-            tracing::warn!("grace period over: dropping outcomes not yet committed");
-            flushing.abort();
-        }
-        stop_background.cancel();
-        let _ = heartbeat.await;
-        let _ = listener.await;
-        self.stats()
-    }
-}
-
-/// Extends the leases of every held job, in one statement per interval; abandons attempts
-/// whose lease was lost.
-async fn heartbeat(store: Store, config: WorkerConfig, held: HeldJobs, stop: CancellationToken) {
-    let mut interval = tokio::time::interval(config.heartbeat_interval);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let jobs: Vec<(i64, Uuid, Uuid)> = lock(&held)
-            .iter()
-            .map(|(id, h)| (h.tenant_id, *id, h.run_lease))
-            .collect();
-        if jobs.is_empty() {
-            continue;
-        }
-        match store.job_heartbeat(&jobs, config.lease, None).await {
-            Ok(lost) => {
-                let mut held = lock(&held);
-                for id in lost {
-                    if let Some(h) = held.remove(&id) {
-                        tracing::warn!(job.id = %id, "lease lost; abandoning the attempt");
-                        if let Some(abort) = h.abort {
-                            abort.abort();
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "extending leases failed"),
-        }
-    }
-}
-
-/// Wakes the producer when an enqueuer notifies one of `queues`. Notifications are
-/// debounced: however many arrive, the producer is woken once and then claims in batches.
-async fn listen(store: Store, queues: Vec<String>, wake: Arc<Notify>, stop: CancellationToken) {
-    loop {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(store.pool()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(error = %e, "LISTEN unavailable; polling only");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
-                }
-            }
-        };
-        if listener.listen(NOTIFY_CHANNEL).await.is_err() {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
-            }
-        }
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                received = listener.recv() => match received {
-                    Ok(n) if queues.iter().any(|q| q == n.payload()) => wake.notify_one(),
-                    Ok(_) => {}
-                    Err(_) => break,
-                },
-            }
-        }
     }
 }
