@@ -6,7 +6,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use spool::model::{ErrorKind, Expected, JobState, NewJob, StoreWrite, WriteOp};
 use spool::store::{Completion, CompletionStatus, Failure};
-use spool::worker::retry_delay;
 use spool_tests::db::test_db;
 use spool_tests::factory::{claimed, success, tenant};
 use uuid::Uuid;
@@ -26,7 +25,8 @@ fn failure(job: &spool::model::ClaimedJob, kind: ErrorKind) -> Failure {
         kind,
         message: format!("{kind} on attempt {}", job.attempt),
         logs: json!([]),
-        retry_delay: retry_delay(kind, job.attempt, job.max_attempts, 1000, 3_600_000),
+        retry_delay: spool::model::RetryPolicy::of_job(1000, 3_600_000, job.max_attempts)
+            .next_delay(kind, job.attempt),
     }
 }
 

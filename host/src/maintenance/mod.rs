@@ -18,10 +18,9 @@ use tokio_util::sync::CancellationToken;
 pub use schedules::TickCounts;
 
 use crate::metrics::Metrics;
-use crate::model::ErrorKind;
+use crate::model::{ErrorKind, RetryPolicy};
 use crate::quota::Quotas;
 use crate::store::{Failure, Store, StoreError};
-use crate::worker::retry_delay;
 
 /// The leader lease's name.
 const LEADER_LEASE: &str = "maintenance";
@@ -140,13 +139,12 @@ impl Maintenance {
                     kind: ErrorKind::Lost,
                     message: "the worker running this attempt died or lost its lease".into(),
                     logs: serde_json::Value::Null,
-                    retry_delay: retry_delay(
-                        ErrorKind::Lost,
-                        j.attempt,
-                        j.max_attempts,
+                    retry_delay: RetryPolicy::of_job(
                         j.backoff_base_ms,
                         j.backoff_cap_ms,
-                    ),
+                        j.max_attempts,
+                    )
+                    .next_delay(ErrorKind::Lost, j.attempt),
                 })
                 .collect();
             let rescued = if failures.is_empty() {

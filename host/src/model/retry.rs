@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::ErrorKind;
+
 /// Exponential backoff with jitter, and a cap on attempts.
 ///
 /// The delay before attempt `n + 1` after attempt `n` failed is
@@ -39,6 +41,25 @@ impl RetryPolicy {
     /// Returns whether a job that just failed attempt `attempt` has attempts left.
     pub fn has_attempts_left(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
+    }
+
+    /// Returns a job's policy: backoff from `base_ms` up to `cap_ms`, `max_attempts` in all,
+    /// the default jitter.
+    pub fn of_job(base_ms: u64, cap_ms: u64, max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(base_ms),
+            cap: Duration::from_millis(cap_ms),
+            max_attempts,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Returns the delay before the next attempt after attempt `attempt` failed with `kind`,
+    /// jittered, or `None` when the job goes to the dead-letter queue (a permanent failure,
+    /// or no attempts left).
+    pub fn next_delay(&self, kind: ErrorKind, attempt: u32) -> Option<Duration> {
+        (kind.is_retryable() && self.has_attempts_left(attempt))
+            .then(|| self.backoff(attempt, rand::random::<f64>()))
     }
 }
 

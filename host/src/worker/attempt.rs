@@ -1,7 +1,7 @@
 //! One claimed job: load its handler, run one attempt, and hand the outcome to the completer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -40,26 +40,6 @@ impl StoreBackend for TenantKv {
             .await
             .map_err(|e| BackendError(e.to_string()))
     }
-}
-
-/// Returns the delay before the next attempt after attempt `attempt` failed with `kind`, or
-/// `None` when the job goes to the dead-letter queue (a permanent failure, or no attempts
-/// left). The delay is exponential from `base_ms` up to `cap_ms`, with jitter.
-pub fn retry_delay(
-    kind: ErrorKind,
-    attempt: u32,
-    max_attempts: u32,
-    base_ms: u64,
-    cap_ms: u64,
-) -> Option<Duration> {
-    let policy = RetryPolicy {
-        base: Duration::from_millis(base_ms),
-        cap: Duration::from_millis(cap_ms),
-        max_attempts,
-        ..RetryPolicy::default()
-    };
-    (kind.is_retryable() && policy.has_attempts_left(attempt))
-        .then(|| policy.backoff(attempt, rand::random::<f64>()))
 }
 
 /// Runs one attempt of `job` and sends its outcome; the slot is given back before the
@@ -101,13 +81,12 @@ async fn execute(
             kind,
             message,
             logs,
-            retry_delay: retry_delay(
-                kind,
-                job.attempt,
-                job.max_attempts,
+            retry_delay: RetryPolicy::of_job(
                 job.backoff_base_ms,
                 job.backoff_cap_ms,
-            ),
+                job.max_attempts,
+            )
+            .next_delay(kind, job.attempt),
         })
     };
     if job.already_done {
@@ -221,13 +200,12 @@ async fn execute(
             logs,
             store_writes: attempt.store_writes,
             enqueued: attempt.enqueued,
-            retry_delay: retry_delay(
-                ErrorKind::Commit,
-                job.attempt,
-                job.max_attempts,
+            retry_delay: RetryPolicy::of_job(
                 job.backoff_base_ms,
                 job.backoff_cap_ms,
-            ),
+                job.max_attempts,
+            )
+            .next_delay(ErrorKind::Commit, job.attempt),
             max_conflicts: tenant_limits.max_conflicts,
         }),
         Outcome::Failed { kind, message } => fail(kind, message, logs),
@@ -275,13 +253,16 @@ async fn load(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn permanent_failures_and_the_last_attempt_go_to_the_dead_letter_queue() {
-        assert_eq!(retry_delay(ErrorKind::Permanent, 1, 20, 1000, 60_000), None);
-        assert_eq!(retry_delay(ErrorKind::Trap, 20, 20, 1000, 60_000), None);
-        let delay = retry_delay(ErrorKind::Trap, 3, 20, 1000, 60_000).unwrap();
+        let policy = RetryPolicy::of_job(1000, 60_000, 20);
+        assert_eq!(policy.next_delay(ErrorKind::Permanent, 1), None);
+        assert_eq!(policy.next_delay(ErrorKind::Trap, 20), None);
+        let delay = policy.next_delay(ErrorKind::Trap, 3).unwrap();
         assert!(delay <= Duration::from_secs(4) && delay >= Duration::from_secs(3));
     }
 }

@@ -29,7 +29,6 @@ use crate::quota::Quotas;
 use crate::runtime::Runtime;
 use crate::store::Store;
 
-pub use attempt::retry_delay;
 pub use completer::Finished;
 
 /// Settings for a [`Worker`].
