@@ -1,7 +1,7 @@
 //! Tenants and their API tokens.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::FromRow as _;
 use uuid::Uuid;
 
 use super::{Result, Store};
@@ -30,7 +30,7 @@ impl Tenant {
 }
 
 /// One of a tenant's API tokens, as listed (the token itself is never stored).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenInfo {
     /// The token's id.
     pub id: Uuid,
@@ -44,14 +44,25 @@ pub struct TokenInfo {
 
 const COLUMNS: &str = "t.id, t.name, t.limits, t.allowed_hosts, t.created_at";
 
+/// A row of `COLUMNS`.
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: i64,
+    name: String,
+    limits: serde_json::Value,
+    allowed_hosts: Vec<String>,
+    created_at: DateTime<Utc>,
+}
+
 fn tenant(row: sqlx::postgres::PgRow) -> Result<Tenant> {
-    let limits: serde_json::Value = row.try_get("limits")?;
+    let row = TenantRow::from_row(&row)?;
     Ok(Tenant {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        limits: serde_json::from_value(limits).unwrap_or_default(),
-        allowed_hosts: row.try_get("allowed_hosts")?,
-        created_at: row.try_get("created_at")?,
+        id: row.id,
+        name: row.name,
+        // Limits are written by Spool only; a spec this version cannot read means defaults.
+        limits: serde_json::from_value(row.limits).unwrap_or_default(),
+        allowed_hosts: row.allowed_hosts,
+        created_at: row.created_at,
     })
 }
 
@@ -199,12 +210,7 @@ impl Store {
 }
 
 fn token_info(row: sqlx::postgres::PgRow) -> Result<TokenInfo> {
-    Ok(TokenInfo {
-        id: row.try_get("id")?,
-        prefix: row.try_get("prefix")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+    Ok(TokenInfo::from_row(&row)?)
 }
 
 async fn token_insert(
