@@ -54,8 +54,8 @@ BEGIN
         -- tenant order, so that claim_room takes the locks in that order (OFFSET 0 keeps the
         -- order where the room is computed). Counting costs the running jobs of the tenants
         -- with work, at most all running jobs.
-        SELECT p.tenant_id FROM (
-            SELECT t.tenant_id FROM tenants t
+        SELECT p.tenant_id, p.max_running FROM (
+            SELECT t.tenant_id, tn.max_running FROM tenants t
             JOIN spool.tenants tn ON tn.id = t.tenant_id
             WHERE t.tenant_id IS NOT NULL
               AND (SELECT count(*) FROM spool.jobs r
@@ -67,8 +67,7 @@ BEGIN
         SELECT p.tenant_id, random() AS turn_order,
                coalesce((SELECT h.n FROM unnest(p_held_tenants, p_held_counts) AS h(tenant_id, n)
                          WHERE h.tenant_id = p.tenant_id LIMIT 1), 0) AS held,
-               spool.claim_room(p.tenant_id, (SELECT tn.max_running FROM spool.tenants tn
-                                              WHERE tn.id = p.tenant_id)) AS n
+               spool.claim_room(p.tenant_id, p.max_running) AS n
         FROM picked p
     ), candidates AS (
         SELECT c.tenant_id, c.id
