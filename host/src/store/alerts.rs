@@ -8,8 +8,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 use super::{Result, Store, StoreError, int};
 
@@ -131,37 +129,23 @@ impl Store {
         dead_window: Duration,
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<AlertFigures>> {
-        let rows = sqlx::query(include_str!("sql/alert_figures.sql"))
+        let rows: Vec<FiguresRow> = sqlx::query_as(include_str!("sql/alert_figures.sql"))
             .bind(now)
             .bind(millis(rate_window))
             .bind(millis(dead_window))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                let oldest: Option<f64> = row.try_get("oldest_available_secs")?;
-                Ok(AlertFigures {
-                    tenant_id: row.try_get("tenant_id")?,
-                    tenant: row.try_get("tenant")?,
-                    queue: row.try_get("queue")?,
-                    completed: row.try_get("completed")?,
-                    failed: row.try_get("failed")?,
-                    dead: row.try_get("dead")?,
-                    oldest_available_age: oldest
-                        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)),
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(AlertFigures::from).collect())
     }
 
     /// Returns the alerts of `tenant_id` (every tenant's when `None`): firing ones first, then
     /// the most recent first.
     pub async fn alert_list(&self, tenant_id: Option<i64>) -> Result<Vec<Alert>> {
-        let rows = sqlx::query(include_str!("sql/alert_list.sql"))
+        let rows: Vec<AlertRow> = sqlx::query_as(include_str!("sql/alert_list.sql"))
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(alert).collect()
+        rows.into_iter().map(Alert::try_from).collect()
     }
 
     /// Fires `alert` as of `now` unless it is firing already, queueing a webhook notification
@@ -262,12 +246,12 @@ impl Store {
         limit: u32,
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<Alert>> {
-        let rows = sqlx::query(include_str!("sql/alert_notifications_due.sql"))
+        let rows: Vec<AlertRow> = sqlx::query_as(include_str!("sql/alert_notifications_due.sql"))
             .bind(int(limit.into()))
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(alert).collect()
+        rows.into_iter().map(Alert::try_from).collect()
     }
 
     /// Records that notification `seq` of `key` was delivered at `now`. Returns `false` when a
@@ -323,31 +307,83 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn alert(row: &PgRow) -> Result<Alert> {
-    let state: String = row.try_get("state")?;
-    let notify: Option<String> = row.try_get("notify_status")?;
-    let parse = |s: &str| {
-        AlertState::parse(s).ok_or_else(|| StoreError::Database(format!("alert state {s:?}")))
-    };
-    Ok(Alert {
-        key: AlertKey {
-            tenant_id: row.try_get("tenant_id")?,
-            rule: row.try_get("rule")?,
-            queue: row.try_get("queue")?,
-        },
-        tenant: row.try_get("tenant")?,
-        state: parse(&state)?,
-        value: row.try_get("value")?,
-        threshold: row.try_get("threshold")?,
-        description: row.try_get("description")?,
-        fired_at: row.try_get("fired_at")?,
-        resolved_at: row.try_get("resolved_at")?,
-        evaluated_at: row.try_get("evaluated_at")?,
-        notify: notify.as_deref().map(parse).transpose()?,
-        notify_seq: row.try_get("notify_seq")?,
-        notify_attempts: row.try_get::<i32, _>("notify_attempts")?.max(0) as u32,
-        notify_next_at: row.try_get("notify_next_at")?,
-        notify_error: row.try_get("notify_error")?,
-        last_notified_at: row.try_get("last_notified_at")?,
-    })
+/// A row of `alert_figures.sql`.
+#[derive(sqlx::FromRow)]
+struct FiguresRow {
+    tenant_id: i64,
+    tenant: String,
+    queue: String,
+    completed: i64,
+    failed: i64,
+    dead: i64,
+    oldest_available_secs: Option<f64>,
+}
+
+impl From<FiguresRow> for AlertFigures {
+    fn from(row: FiguresRow) -> AlertFigures {
+        AlertFigures {
+            tenant_id: row.tenant_id,
+            tenant: row.tenant,
+            queue: row.queue,
+            completed: row.completed,
+            failed: row.failed,
+            dead: row.dead,
+            oldest_available_age: row
+                .oldest_available_secs
+                .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)),
+        }
+    }
+}
+
+/// A row of `alert_list.sql` and `alert_notifications_due.sql`.
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    tenant_id: i64,
+    rule: String,
+    queue: String,
+    tenant: String,
+    state: String,
+    value: f64,
+    threshold: f64,
+    description: String,
+    fired_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    evaluated_at: DateTime<Utc>,
+    notify_status: Option<String>,
+    notify_seq: i64,
+    notify_attempts: i32,
+    notify_next_at: Option<DateTime<Utc>>,
+    notify_error: Option<String>,
+    last_notified_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<AlertRow> for Alert {
+    type Error = StoreError;
+
+    fn try_from(row: AlertRow) -> Result<Alert> {
+        let parse = |s: &str| {
+            AlertState::parse(s).ok_or_else(|| StoreError::Database(format!("alert state {s:?}")))
+        };
+        Ok(Alert {
+            key: AlertKey {
+                tenant_id: row.tenant_id,
+                rule: row.rule,
+                queue: row.queue,
+            },
+            tenant: row.tenant,
+            state: parse(&row.state)?,
+            value: row.value,
+            threshold: row.threshold,
+            description: row.description,
+            fired_at: row.fired_at,
+            resolved_at: row.resolved_at,
+            evaluated_at: row.evaluated_at,
+            notify: row.notify_status.as_deref().map(parse).transpose()?,
+            notify_seq: row.notify_seq,
+            notify_attempts: row.notify_attempts.max(0) as u32,
+            notify_next_at: row.notify_next_at,
+            notify_error: row.notify_error,
+            last_notified_at: row.last_notified_at,
+        })
+    }
 }

@@ -1,7 +1,5 @@
 //! Handlers and their versions (component bytes, digests).
 
-use sqlx::Row;
-
 use super::{Result, Store};
 
 /// One stored version of a handler.
@@ -57,21 +55,20 @@ impl Store {
         // A row lock cannot cover a handler that does not exist yet, and the statement's
         // snapshot is taken before it would wait: serialise on the name instead, so that the
         // statement below starts after the upload before it committed.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($2, $1))")
+        sqlx::query(include_str!("sql/handler_lock.sql"))
             .bind(tenant_id)
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(include_str!("sql/handler_put.sql"))
+        let row: PutRow = sqlx::query_as(include_str!("sql/handler_put.sql"))
             .bind(tenant_id)
             .bind(name)
             .bind(digest)
             .bind(component)
             .fetch_one(&mut *tx)
             .await?;
-        let created: bool = row.try_get("created")?;
         let pruned = match keep {
-            Some(keep) if created => {
+            Some(keep) if row.created => {
                 let keep = i64::from(keep.max(HANDLER_VERSIONS_KEPT_MIN));
                 sqlx::query(include_str!("sql/handler_version_prune.sql"))
                     .bind(tenant_id)
@@ -86,10 +83,10 @@ impl Store {
         tx.commit().await?;
         Ok(HandlerVersion {
             name: name.to_string(),
-            version: row.try_get("version")?,
-            digest: row.try_get("digest")?,
-            size: row.try_get::<i32, _>("size")? as i64,
-            created,
+            version: row.version,
+            digest: row.digest,
+            size: row.size.into(),
+            created: row.created,
             pruned,
         })
     }
@@ -101,20 +98,28 @@ impl Store {
         name: &str,
         version: i32,
     ) -> Result<Vec<u8>> {
-        Ok(sqlx::query_scalar(
-            "SELECT component FROM spool.handler_versions
-             WHERE tenant_id = $1 AND name = $2 AND version = $3",
+        Ok(
+            sqlx::query_scalar(include_str!("sql/handler_component.sql"))
+                .bind(tenant_id)
+                .bind(name)
+                .bind(version)
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .bind(tenant_id)
-        .bind(name)
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?)
     }
 }
 
+/// A row of `handler_put.sql`.
+#[derive(sqlx::FromRow)]
+struct PutRow {
+    version: i32,
+    digest: String,
+    size: i32,
+    created: bool,
+}
+
 /// A handler and its current version, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HandlerInfo {
     /// The handler name.
     pub name: String,
@@ -129,7 +134,7 @@ pub struct HandlerInfo {
 }
 
 /// One version of a handler, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct VersionInfo {
     /// The version number.
     pub version: i32,
@@ -141,32 +146,14 @@ pub struct VersionInfo {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn handler_info(row: sqlx::postgres::PgRow) -> Result<HandlerInfo> {
-    Ok(HandlerInfo {
-        name: row.try_get("name")?,
-        version: row.try_get("version")?,
-        digest: row.try_get("digest")?,
-        size: row.try_get::<i32, _>("size")? as i64,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-const HANDLER_INFO: &str = "SELECT h.name, v.version, v.digest, v.size, h.updated_at
-     FROM spool.handlers h
-     JOIN spool.handler_versions v
-       ON v.tenant_id = h.tenant_id AND v.name = h.name AND v.version = h.current_version
-     WHERE h.tenant_id = $1";
-
 impl Store {
     /// Lists a tenant's handlers, by name.
     pub async fn handler_list(&self, tenant_id: i64) -> Result<Vec<HandlerInfo>> {
-        sqlx::query(&format!("{HANDLER_INFO} ORDER BY h.name"))
+        Ok(sqlx::query_as(include_str!("sql/handler_info.sql"))
             .bind(tenant_id)
+            .bind(None::<&str>)
             .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(handler_info)
-            .collect()
+            .await?)
     }
 
     /// Returns one handler's current version and every version, newest first.
@@ -175,30 +162,17 @@ impl Store {
         tenant_id: i64,
         name: &str,
     ) -> Result<(HandlerInfo, Vec<VersionInfo>)> {
-        let row = sqlx::query(&format!("{HANDLER_INFO} AND h.name = $2"))
+        let info = sqlx::query_as(include_str!("sql/handler_info.sql"))
             .bind(tenant_id)
             .bind(name)
             .fetch_one(&self.pool)
             .await?;
-        let versions = sqlx::query(
-            "SELECT version, digest, size, created_at FROM spool.handler_versions
-             WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC",
-        )
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok(VersionInfo {
-                version: row.try_get("version")?,
-                digest: row.try_get("digest")?,
-                size: row.try_get::<i32, _>("size")? as i64,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .collect::<Result<_>>()?;
-        Ok((handler_info(row)?, versions))
+        let versions = sqlx::query_as(include_str!("sql/handler_versions.sql"))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((info, versions))
     }
 
     /// Deletes a handler and its versions. Jobs still pending for it fail when they run. The
@@ -207,25 +181,17 @@ impl Store {
     pub async fn handler_delete(&self, tenant_id: i64, name: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // Not in the middle of an upload of the same handler (see handler_put).
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($2, $1))")
+        sqlx::query(include_str!("sql/handler_lock.sql"))
             .bind(tenant_id)
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM spool.handlers WHERE tenant_id = $1 AND name = $2")
+        sqlx::query(include_str!("sql/handler_delete.sql"))
             .bind(tenant_id)
             .bind(name)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(super::StoreError::NotFound);
-        }
-        sqlx::query("DELETE FROM spool.handler_versions WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+            .ok_or(super::StoreError::NotFound)?;
         tx.commit().await?;
         Ok(())
     }

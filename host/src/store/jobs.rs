@@ -473,20 +473,14 @@ impl Store {
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM spool.job_history
-             WHERE tenant_id = $1 AND state = 'dead'
-               AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR handler = $3)
-               AND ($4::uuid IS NULL OR id < $4)
-             ORDER BY id DESC LIMIT $5",
-        )
-        .bind(tenant_id)
-        .bind(filter.queue.as_deref())
-        .bind(filter.handler.as_deref())
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(include_str!("sql/job_ids_dead.sql"))
+            .bind(tenant_id)
+            .bind(filter.queue.as_deref())
+            .bind(filter.handler.as_deref())
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Deletes dead jobs for good (and the enqueue-time keys that pointed at them, so the key

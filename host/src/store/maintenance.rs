@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Failure, Result, Store, StoreError};
@@ -41,6 +40,41 @@ pub struct QueueCount {
     pub n: i64,
 }
 
+/// A row of `spool.expired`.
+#[derive(sqlx::FromRow)]
+struct ExpiredRow {
+    tenant_id: i64,
+    id: Uuid,
+    run_lease: Uuid,
+    attempt: i32,
+    max_attempts: i32,
+    backoff_base_ms: i64,
+    backoff_cap_ms: i64,
+}
+
+impl From<ExpiredRow> for ExpiredJob {
+    fn from(row: ExpiredRow) -> ExpiredJob {
+        ExpiredJob {
+            tenant_id: row.tenant_id,
+            id: row.id,
+            run_lease: row.run_lease,
+            attempt: row.attempt.max(0) as u32,
+            max_attempts: row.max_attempts.max(0) as u32,
+            backoff_base_ms: row.backoff_base_ms.max(0) as u64,
+            backoff_cap_ms: row.backoff_cap_ms.max(0) as u64,
+        }
+    }
+}
+
+/// A row of `queue_counts.sql`.
+#[derive(sqlx::FromRow)]
+struct QueueCountRow {
+    tenant_id: i64,
+    queue: String,
+    state: String,
+    n: i64,
+}
+
 impl Store {
     /// Makes up to `limit` due scheduled and retryable jobs available. Returns how many.
     pub async fn job_schedule_due(&self, limit: u32, now: Option<DateTime<Utc>>) -> Result<u64> {
@@ -59,24 +93,12 @@ impl Store {
         limit: u32,
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<ExpiredJob>> {
-        let rows = sqlx::query("SELECT * FROM spool.expired($1, $2)")
+        let rows: Vec<ExpiredRow> = sqlx::query_as("SELECT * FROM spool.expired($1, $2)")
             .bind(limit.min(i32::MAX as u32) as i32)
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(ExpiredJob {
-                    tenant_id: row.try_get("tenant_id")?,
-                    id: row.try_get("id")?,
-                    run_lease: row.try_get("run_lease")?,
-                    attempt: row.try_get::<i32, _>("attempt")? as u32,
-                    max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
-                    backoff_base_ms: row.try_get::<i64, _>("backoff_base_ms")? as u64,
-                    backoff_cap_ms: row.try_get::<i64, _>("backoff_cap_ms")? as u64,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(ExpiredJob::from).collect())
     }
 
     /// Records `failures` of attempts whose lease expired, each only if its job still runs
@@ -132,18 +154,17 @@ impl Store {
 
     /// Returns every (tenant, queue, state) count, folded totals plus pending deltas.
     pub async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
-        let rows = sqlx::query(include_str!("sql/queue_counts.sql"))
+        let rows: Vec<QueueCountRow> = sqlx::query_as(include_str!("sql/queue_counts.sql"))
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
             .map(|row| {
-                let state: String = row.try_get("state")?;
                 Ok(QueueCount {
-                    tenant_id: row.try_get("tenant_id")?,
-                    queue: row.try_get("queue")?,
-                    state: JobState::parse(&state)
-                        .ok_or_else(|| StoreError::Database(state.clone()))?,
-                    n: row.try_get("n")?,
+                    state: JobState::parse(&row.state)
+                        .ok_or_else(|| StoreError::Database(row.state.clone()))?,
+                    tenant_id: row.tenant_id,
+                    queue: row.queue,
+                    n: row.n,
                 })
             })
             .collect()
@@ -183,14 +204,11 @@ impl Store {
 
     /// Deletes per-minute throughput older than `retention`. Returns how many minutes.
     pub async fn queue_minutes_prune(&self, retention: Duration) -> Result<u64> {
-        let n = sqlx::query(
-            "DELETE FROM spool.queue_minutes
-             WHERE minute < now() - make_interval(secs => $1::bigint / 1000.0)",
-        )
-        .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(include_str!("sql/queue_minutes_prune.sql"))
+            .bind(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(n)
     }
 

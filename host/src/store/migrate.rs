@@ -14,7 +14,7 @@
 //! `claim.sql`. A change of a function's signature drops the old one in a numbered migration.
 //! The same step writes the defaults of tenants' limits for the functions to read.
 
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::{Result, StoreError};
 use crate::model::TenantLimits;
@@ -175,14 +175,11 @@ pub(super) async fn repair_bookkeeping(
 }
 
 async fn read_record(conn: &mut PgConnection, table: &str) -> Result<Record> {
-    let rows = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT version, checksum FROM {table} ORDER BY version"
     ))
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("version")?, r.try_get("checksum")?)))
-        .collect()
+    .await?)
 }
 
 /// `schema._sqlx_migrations`, quoted. The schema name comes from the catalog, never from input.

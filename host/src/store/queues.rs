@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Result, Store};
 use crate::model::JobState;
@@ -63,12 +62,12 @@ impl Store {
         window: Duration,
     ) -> Result<Vec<QueueStats>> {
         let minutes = window_minutes(window);
-        let rows = sqlx::query(include_str!("sql/queue_stats.sql"))
+        let rows = sqlx::query_as(include_str!("sql/queue_stats.sql"))
             .bind(tenant_id)
             .bind(minutes as i32)
             .fetch_all(&self.pool)
             .await?;
-        queue_stats(rows, minutes)
+        Ok(queue_stats(rows, minutes))
     }
 
     /// [`Store::queue_stats`], cancelled by PostgreSQL (an error) when it runs longer than
@@ -85,13 +84,13 @@ impl Store {
             .bind(timeout.as_millis().max(1).to_string())
             .execute(&mut *tx)
             .await?;
-        let rows = sqlx::query(include_str!("sql/queue_stats.sql"))
+        let rows = sqlx::query_as(include_str!("sql/queue_stats.sql"))
             .bind(tenant_id)
             .bind(minutes as i32)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        queue_stats(rows, minutes)
+        Ok(queue_stats(rows, minutes))
     }
 }
 
@@ -100,33 +99,45 @@ fn window_minutes(window: Duration) -> u32 {
     window.as_secs().div_ceil(60).clamp(1, 24 * 60) as u32
 }
 
-fn queue_stats(rows: Vec<sqlx::postgres::PgRow>, minutes: u32) -> Result<Vec<QueueStats>> {
+/// A row of `queue_stats.sql`.
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    tenant_id: i64,
+    tenant: String,
+    queue: String,
+    counts: serde_json::Value,
+    oldest_available: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    completed: i64,
+    failed: i64,
+    dead: i64,
+}
+
+fn queue_stats(rows: Vec<StatsRow>, minutes: u32) -> Vec<QueueStats> {
     rows.into_iter()
         .map(|row| {
-            let raw: serde_json::Value = row.try_get("counts")?;
             let mut counts: BTreeMap<JobState, i64> =
                 JobState::ALL.into_iter().map(|s| (s, 0)).collect();
-            if let serde_json::Value::Object(map) = raw {
+            if let serde_json::Value::Object(map) = row.counts {
                 for (state, n) in map {
                     if let Some(s) = JobState::parse(&state) {
                         counts.insert(s, n.as_i64().unwrap_or(0).max(0));
                     }
                 }
             }
-            let oldest: Option<DateTime<Utc>> = row.try_get("oldest_available")?;
-            let now: DateTime<Utc> = row.try_get("now")?;
-            Ok(QueueStats {
-                tenant_id: row.try_get("tenant_id")?,
-                tenant: row.try_get("tenant")?,
-                queue: row.try_get("queue")?,
+            QueueStats {
+                tenant_id: row.tenant_id,
+                tenant: row.tenant,
+                queue: row.queue,
                 counts,
-                oldest_available_age: oldest
-                    .map(|at| (now - at).to_std().unwrap_or(Duration::ZERO)),
-                completed: row.try_get("completed")?,
-                failed: row.try_get("failed")?,
-                dead: row.try_get("dead")?,
+                oldest_available_age: row
+                    .oldest_available
+                    .map(|at| (row.now - at).to_std().unwrap_or(Duration::ZERO)),
+                completed: row.completed,
+                failed: row.failed,
+                dead: row.dead,
                 window_minutes: minutes,
-            })
+            }
         })
         .collect()
 }
@@ -135,18 +146,10 @@ impl Store {
     /// Returns how many of a tenant's jobs are pending (scheduled, available, running or
     /// retryable), from the counters: folded totals plus the deltas not folded yet.
     pub async fn tenant_pending(&self, tenant_id: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT coalesce(sum(n), 0)::bigint FROM (
-                 SELECT n FROM spool.queue_counts
-                 WHERE tenant_id = $1 AND state IN ('scheduled', 'available', 'running', 'retryable')
-                 UNION ALL
-                 SELECT delta FROM spool.queue_count_deltas
-                 WHERE tenant_id = $1 AND state IN ('scheduled', 'available', 'running', 'retryable')
-             ) c",
-        )
-        .bind(tenant_id)
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(include_str!("sql/tenant_pending.sql"))
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
@@ -154,21 +157,9 @@ impl Store {
     /// Returns the names of the queues a tenant has jobs in, in any state (folded totals plus
     /// the deltas not folded yet; a queue whose every count is back to zero is not one).
     pub async fn queue_names(&self, tenant_id: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT queue FROM (
-                 SELECT queue, state, sum(n) AS n FROM (
-                     SELECT queue, state, n FROM spool.queue_counts WHERE tenant_id = $1
-                     UNION ALL
-                     SELECT queue, state, delta FROM spool.queue_count_deltas
-                     WHERE tenant_id = $1
-                 ) c
-                 GROUP BY queue, state
-             ) s
-             WHERE n <> 0
-             ORDER BY queue",
-        )
-        .bind(tenant_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(include_str!("sql/queue_names.sql"))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -3,8 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::{Result, Store, StoreError};
@@ -113,7 +111,7 @@ pub struct TickFiring<'a> {
 }
 
 /// A fired tick's outcome ([`Store::schedule_fire`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FiredTick {
     /// The tick.
     pub tick_at: DateTime<Utc>,
@@ -124,7 +122,7 @@ pub struct FiredTick {
 }
 
 /// The failing-schedule alert's figures for one schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ScheduleFailures {
     /// The tenant's id.
     pub tenant_id: i64,
@@ -138,37 +136,90 @@ pub struct ScheduleFailures {
     pub dead: i64,
 }
 
-fn schedule(row: &PgRow) -> Result<Schedule> {
-    let text = |name: &str| -> Result<String> { Ok(row.try_get(name)?) };
-    let bad = |what: &str, v: String| StoreError::Database(format!("schedule {what}: {v}"));
-    let overlap = text("overlap")?;
-    let catch_up = text("catch_up")?;
-    let limits: Option<Value> = row.try_get("limits")?;
-    Ok(Schedule {
-        tenant_id: row.try_get("tenant_id")?,
-        spec: ScheduleSpec {
-            name: text("name")?,
-            cron: text("cron")?,
-            timezone: text("timezone")?,
-            handler: text("handler")?,
-            payload: row.try_get("payload")?,
-            queue: text("queue")?,
-            priority: row.try_get("priority")?,
-            max_attempts: row
-                .try_get::<Option<i32>, _>("max_attempts")?
-                .map(|m| m as u32),
-            limits: limits.and_then(|l| serde_json::from_value(l).ok()),
-            overlap: Overlap::parse(&overlap).ok_or_else(|| bad("overlap", overlap.clone()))?,
-            catch_up: CatchUp::parse(&catch_up).ok_or_else(|| bad("catch_up", catch_up.clone()))?,
-            enabled: row.try_get("enabled")?,
-        },
-        next_fire_at: row.try_get("next_fire_at")?,
-        last_tick_at: row.try_get("last_tick_at")?,
-        last_fired_at: row.try_get("last_fired_at")?,
-        last_job_id: row.try_get("last_job_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+/// A row of `spool.schedules`.
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    tenant_id: i64,
+    name: String,
+    cron: String,
+    timezone: String,
+    handler: String,
+    payload: Value,
+    queue: String,
+    priority: i16,
+    max_attempts: Option<i32>,
+    limits: Option<Value>,
+    overlap: String,
+    catch_up: String,
+    enabled: bool,
+    next_fire_at: Option<DateTime<Utc>>,
+    last_tick_at: Option<DateTime<Utc>>,
+    last_fired_at: Option<DateTime<Utc>>,
+    last_job_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ScheduleRow> for Schedule {
+    type Error = StoreError;
+
+    fn try_from(row: ScheduleRow) -> Result<Schedule> {
+        let bad = |what: &str, v: &str| StoreError::Database(format!("schedule {what}: {v}"));
+        Ok(Schedule {
+            tenant_id: row.tenant_id,
+            spec: ScheduleSpec {
+                overlap: Overlap::parse(&row.overlap)
+                    .ok_or_else(|| bad("overlap", &row.overlap))?,
+                catch_up: CatchUp::parse(&row.catch_up)
+                    .ok_or_else(|| bad("catch_up", &row.catch_up))?,
+                name: row.name,
+                cron: row.cron,
+                timezone: row.timezone,
+                handler: row.handler,
+                payload: row.payload,
+                queue: row.queue,
+                priority: row.priority,
+                max_attempts: row.max_attempts.map(|m| m.max(0) as u32),
+                limits: row.limits.and_then(|l| serde_json::from_value(l).ok()),
+                enabled: row.enabled,
+            },
+            next_fire_at: row.next_fire_at,
+            last_tick_at: row.last_tick_at,
+            last_fired_at: row.last_fired_at,
+            last_job_id: row.last_job_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A row of `schedule_upsert.sql`.
+#[derive(sqlx::FromRow)]
+struct UpsertRow {
+    #[sqlx(flatten)]
+    schedule: ScheduleRow,
+    created: bool,
+}
+
+/// A row of `schedule_due_list.sql`.
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    #[sqlx(flatten)]
+    schedule: ScheduleRow,
+    tenant: String,
+    tenant_limits: Value,
+}
+
+/// A row of `schedule_ticks_recent.sql`.
+#[derive(sqlx::FromRow)]
+struct TickRow {
+    schedule: String,
+    tick_at: DateTime<Utc>,
+    outcome: String,
+    job_id: Option<Uuid>,
+    detail: Option<String>,
+    handled_at: DateTime<Utc>,
+    job_state: Option<String>,
 }
 
 impl Store {
@@ -183,7 +234,7 @@ impl Store {
         next_fire_at: Option<DateTime<Utc>>,
         keep_next: bool,
     ) -> Result<(Schedule, bool)> {
-        let row = sqlx::query(include_str!("sql/schedule_upsert.sql"))
+        let row: UpsertRow = sqlx::query_as(include_str!("sql/schedule_upsert.sql"))
             .bind(tenant_id)
             .bind(&spec.name)
             .bind(&spec.cron)
@@ -204,28 +255,28 @@ impl Store {
             .bind(keep_next)
             .fetch_one(&self.pool)
             .await?;
-        Ok((schedule(&row)?, row.try_get("created")?))
+        Ok((row.schedule.try_into()?, row.created))
     }
 
     /// Returns tenant `tenant_id`'s schedule `name`.
     pub async fn schedule_get(&self, tenant_id: i64, name: &str) -> Result<Schedule> {
-        let row = sqlx::query("SELECT * FROM spool.schedules WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        schedule(&row)
+        let row: ScheduleRow =
+            sqlx::query_as("SELECT * FROM spool.schedules WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?;
+        row.try_into()
     }
 
     /// Returns tenant `tenant_id`'s schedules, by name.
     pub async fn schedule_list(&self, tenant_id: i64) -> Result<Vec<Schedule>> {
-        sqlx::query("SELECT * FROM spool.schedules WHERE tenant_id = $1 ORDER BY name")
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(schedule)
-            .collect()
+        let rows: Vec<ScheduleRow> =
+            sqlx::query_as("SELECT * FROM spool.schedules WHERE tenant_id = $1 ORDER BY name")
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(Schedule::try_from).collect()
     }
 
     /// Deletes tenant `tenant_id`'s schedule `name` and its ticks' records (jobs it enqueued
@@ -247,23 +298,17 @@ impl Store {
         limit: u32,
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<DueSchedule>> {
-        let rows = sqlx::query(
-            "SELECT s.*, t.name AS tenant, t.limits AS tenant_limits
-             FROM spool.schedules s JOIN spool.tenants t ON t.id = s.tenant_id
-             WHERE s.enabled AND s.next_fire_at <= coalesce($2::timestamptz, now())
-             ORDER BY s.next_fire_at LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        let rows: Vec<DueRow> = sqlx::query_as(include_str!("sql/schedule_due_list.sql"))
+            .bind(i64::from(limit))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
             .map(|row| {
-                let limits: Value = row.try_get("tenant_limits")?;
                 Ok(DueSchedule {
-                    schedule: schedule(row)?,
-                    tenant: row.try_get("tenant")?,
-                    limits: serde_json::from_value(limits).unwrap_or_default(),
+                    schedule: row.schedule.try_into()?,
+                    tenant: row.tenant,
+                    limits: serde_json::from_value(row.tenant_limits).unwrap_or_default(),
                 })
             })
             .collect()
@@ -280,7 +325,7 @@ impl Store {
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<FiredTick>> {
         let ids: Vec<Uuid> = f.ticks.iter().map(|_| Uuid::now_v7()).collect();
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT tick_at, outcome, job_id
              FROM spool.schedule_fire($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
@@ -295,16 +340,7 @@ impl Store {
         .bind(i32::try_from(f.keep).unwrap_or(i32::MAX))
         .bind(now)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(FiredTick {
-                    tick_at: row.try_get("tick_at")?,
-                    outcome: row.try_get("outcome")?,
-                    job_id: row.try_get("job_id")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Returns the newest `per` ticks of each of tenant `tenant_id`'s schedules named in
@@ -315,45 +351,32 @@ impl Store {
         names: Option<&[String]>,
         per: u32,
     ) -> Result<Vec<ScheduleTick>> {
-        let rows = sqlx::query(include_str!("sql/schedule_ticks_recent.sql"))
+        let rows: Vec<TickRow> = sqlx::query_as(include_str!("sql/schedule_ticks_recent.sql"))
             .bind(tenant_id)
             .bind(names)
             .bind(i64::from(per))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let state: Option<String> = row.try_get("job_state")?;
-                Ok(ScheduleTick {
-                    schedule: row.try_get("schedule")?,
-                    tick_at: row.try_get("tick_at")?,
-                    outcome: row.try_get("outcome")?,
-                    job_id: row.try_get("job_id")?,
-                    detail: row.try_get("detail")?,
-                    handled_at: row.try_get("handled_at")?,
-                    job_state: state.as_deref().and_then(JobState::parse),
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| ScheduleTick {
+                job_state: row.job_state.as_deref().and_then(JobState::parse),
+                schedule: row.schedule,
+                tick_at: row.tick_at,
+                outcome: row.outcome,
+                job_id: row.job_id,
+                detail: row.detail,
+                handled_at: row.handled_at,
             })
-            .collect()
+            .collect())
     }
 
     /// Returns, per schedule with finished runs, how many of its newest `runs` finished runs
     /// there are and how many ended dead.
     pub async fn schedule_failures(&self, runs: u32) -> Result<Vec<ScheduleFailures>> {
-        let rows = sqlx::query(include_str!("sql/schedule_failures.sql"))
+        Ok(sqlx::query_as(include_str!("sql/schedule_failures.sql"))
             .bind(i64::from(runs))
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ScheduleFailures {
-                    tenant_id: row.try_get("tenant_id")?,
-                    tenant: row.try_get("tenant")?,
-                    schedule: row.try_get("schedule")?,
-                    finished: row.try_get("finished")?,
-                    dead: row.try_get("dead")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 }
