@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod capabilities;
+mod fair;
 pub mod leader;
 pub mod maintenance;
 pub mod metrics;

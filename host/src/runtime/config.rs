@@ -49,7 +49,8 @@ pub struct RuntimeConfig {
     /// How many attempts may run guest code past their first epoch tick at once (the CPU
     /// lanes, `lanes.rs`); the others wait their turn outside the executor, in order, so that
     /// one tenant's CPU-bound guests cannot keep other tenants' short attempts (or the
-    /// worker's own tasks) waiting behind all of them. Default: the machine's cores.
+    /// worker's own tasks) waiting behind all of them. Tenants share them: while several have
+    /// attempts running, each holds at most its share. Default: the machine's cores.
     pub cpu_lanes: usize,
     /// Optimisation level for compiled handlers. Default [`OptLevel::Speed`].
     pub opt_level: OptLevel,

@@ -96,7 +96,7 @@ impl Runtime {
         // (`lanes.rs`), and past the deadline it is interrupted. The timeout around the call
         // below also stops a guest that is parked in a host call.
         store.set_epoch_deadline(1);
-        let (lanes, hold) = (self.lanes.clone(), self.lanes.hold());
+        let (lanes, hold) = (self.lanes.clone(), self.lanes.hold(&job.tenant));
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 return Ok(UpdateDeadline::Interrupt);

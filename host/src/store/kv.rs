@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::Row;
-
 use super::{Result, Store, int};
+use crate::fair::Member;
 
 /// How long a tenant's store usage is trusted before it is read again.
 const USAGE_TTL: Duration = Duration::from_secs(5);
@@ -26,11 +25,25 @@ impl UsageCache {
     }
 }
 
-/// Reads of one tenant's key/value store.
-#[derive(Debug, Clone)]
+/// Reads of one tenant's key/value store, for one attempt.
+///
+/// Guests' reads go to a small pool of their own ([`GUEST_READ_CONNECTIONS`](super::GUEST_READ_CONNECTIONS)), shared fairly
+/// between tenants: while several tenants' attempts run, each tenant has at most its share of
+/// those connections reading at once, so one tenant's read loop slows only itself.
+#[derive(Debug)]
 pub struct KvBackend {
     store: Store,
     tenant_id: i64,
+    reader: Member,
+}
+
+/// A read in progress: holds one of the tenant's turns on the guest-read pool until dropped.
+struct Reading<'a>(&'a KvBackend);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.store.guest_read_share.release(&self.0.reader);
+    }
 }
 
 impl Store {
@@ -66,26 +79,33 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Returns a reader of `tenant_id`'s key/value store.
+    /// Returns a reader of `tenant_id`'s key/value store, for one attempt.
     pub fn kv(&self, tenant_id: i64) -> KvBackend {
         KvBackend {
             store: self.clone(),
             tenant_id,
+            reader: self.guest_read_share.join(&tenant_id.to_string()),
         }
     }
 }
 
 impl KvBackend {
+    /// Waits for the tenant's turn on the guest-read pool.
+    async fn reading(&self) -> Reading<'_> {
+        self.store.guest_read_share.acquire(&self.reader).await;
+        Reading(self)
+    }
+
     /// Returns the value and version under `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, i64)>> {
-        let row =
-            sqlx::query("SELECT value, version FROM spool.kv WHERE tenant_id = $1 AND key = $2")
+        let _reading = self.reading().await;
+        Ok(
+            sqlx::query_as("SELECT value, version FROM spool.kv WHERE tenant_id = $1 AND key = $2")
                 .bind(self.tenant_id)
                 .bind(key)
                 .fetch_optional(&self.store.guest_reads)
-                .await?;
-        row.map(|r| Ok((r.try_get("value")?, r.try_get("version")?)))
-            .transpose()
+                .await?,
+        )
     }
 
     /// Returns up to `limit` keys starting with `prefix`, in byte order, after `after`.
@@ -95,6 +115,7 @@ impl KvBackend {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>> {
+        let _reading = self.reading().await;
         Ok(sqlx::query_scalar(include_str!("sql/kv_list_keys.sql"))
             .bind(self.tenant_id)
             .bind(prefix)

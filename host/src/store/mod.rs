@@ -16,10 +16,13 @@ mod queues;
 mod schedules;
 mod tenants;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::fair::FairShare;
 
 pub use alerts::{Alert, AlertFigures, AlertKey, AlertState, AlertValue};
 pub use handlers::{HANDLER_VERSIONS_KEPT_MIN, HandlerInfo, HandlerVersion, VersionInfo};
@@ -126,6 +129,8 @@ pub struct Store {
     /// claim and commit, so that one tenant's read loop cannot starve the node; each
     /// statement is cut at [`GUEST_READ_TIMEOUT`].
     guest_reads: PgPool,
+    /// Turns on `guest_reads`, shared fairly between tenants (`kv.rs`).
+    guest_read_share: Arc<FairShare>,
     kv_usage: kv::UsageCache,
 }
 
@@ -226,6 +231,7 @@ impl Store {
             bounded,
             lease_pool,
             guest_reads,
+            guest_read_share: FairShare::new(GUEST_READ_CONNECTIONS as usize),
             kv_usage: kv::UsageCache::default(),
         })
     }
