@@ -242,11 +242,11 @@ impl Drop for Member {
         let mut state = locked(&self.share.state);
         let now = Instant::now();
         state.give_back(self.id);
-        if let Some(member) = state.members.remove(&self.id) {
-            if let Some(share) = state.tenants.get_mut(&member.tenant) {
-                share.members -= 1;
-                share.last_left = Some(now);
-            }
+        if let Some(member) = state.members.remove(&self.id)
+            && let Some(share) = state.tenants.get_mut(&member.tenant)
+        {
+            share.members -= 1;
+            share.last_left = Some(now);
         }
         state.waiting.retain(|w| w.member != self.id);
         state.dispatch(self.share.units, now);
