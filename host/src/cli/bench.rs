@@ -213,10 +213,11 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let admin = Store::connect(&args.database_url, 2)
         .await
         .context("connecting to the database server")?;
-    let postgres_version = admin.server_version().await?;
+    let postgres_version = admin.bench().server_version().await?;
     let database = format!("spool_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
     admin
-        .bench_database_create(&database)
+        .bench()
+        .database_create(&database)
         .await
         .with_context(|| format!("creating the bench database {database}"))?;
 
@@ -235,7 +236,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     shutdown.cancel();
     if args.keep {
         eprintln!("spool bench: kept database {database}");
-    } else if let Err(e) = admin.bench_database_drop(&database).await {
+    } else if let Err(e) = admin.bench().database_drop(&database).await {
         eprintln!("spool bench: could not drop database {database}: {e}");
     }
     admin.close().await;
@@ -435,7 +436,7 @@ async fn run(
         let ids = offer(&store, tenant.id, job, args.rate, total, &bar).await?;
         wait_for(&worker, args.jobs + total, &bar).await?;
         bar.finish();
-        let l = store.job_start_latency(tenant.id, &ids).await?;
+        let l = store.bench().job_start_latency(tenant.id, &ids).await?;
         Some(Latency {
             jobs: l.jobs,
             p50_ms: l.p50_ms,

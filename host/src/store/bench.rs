@@ -1,19 +1,23 @@
-//! What `spool bench` needs besides the job lifecycle: a throwaway database of its own on the
-//! server it is pointed at, the server's version, and enqueue→start latency read back from
-//! history.
+//! What `spool bench` needs besides the job lifecycle, apart from the store's own surface
+//! ([`Store::bench`]): a throwaway database of its own on the server it is pointed at, the
+//! server's version, and enqueue→start latency read back from history.
 
-use sqlx::Row;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 use super::{Result, Store, StoreError};
 
+/// `spool bench`'s calls on a [`Store`].
+#[derive(Debug, Clone, Copy)]
+pub struct Bench<'a>(&'a Store);
+
 /// Enqueue→start latency of a set of finished jobs: from `created_at` (the enqueueing
 /// transaction's clock) to `attempted_at` (the claiming transaction's clock) of their last
 /// attempt, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
 pub struct StartLatency {
     /// How many of the jobs asked about were found finished in history.
+    #[sqlx(try_from = "i64")]
     pub jobs: u64,
     /// The median.
     pub p50_ms: f64,
@@ -63,22 +67,29 @@ impl Store {
         .await
     }
 
+    /// Returns what `spool bench` needs besides the job lifecycle.
+    pub fn bench(&self) -> Bench<'_> {
+        Bench(self)
+    }
+}
+
+impl Bench<'_> {
     /// Creates the empty database `name`, which must look like `spool_bench_…`.
-    pub async fn bench_database_create(&self, name: &str) -> Result<()> {
+    pub async fn database_create(&self, name: &str) -> Result<()> {
         check_bench_database(name)?;
         // The name was checked above: it needs no quoting beyond the double quotes.
         sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&self.pool)
+            .execute(&self.0.pool)
             .await?;
         Ok(())
     }
 
     /// Drops the database `name` (which must look like `spool_bench_…`) if it exists,
     /// disconnecting whoever is still connected to it.
-    pub async fn bench_database_drop(&self, name: &str) -> Result<()> {
+    pub async fn database_drop(&self, name: &str) -> Result<()> {
         check_bench_database(name)?;
         sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&self.pool)
+            .execute(&self.0.pool)
             .await?;
         Ok(())
     }
@@ -87,7 +98,7 @@ impl Store {
     pub async fn server_version(&self) -> Result<String> {
         Ok(
             sqlx::query_scalar("SELECT current_setting('server_version')")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.0.pool)
                 .await?,
         )
     }
@@ -95,25 +106,11 @@ impl Store {
     /// Returns the enqueue→start latency of those of `ids` (a tenant's jobs) that have
     /// finished, with the percentiles computed by the database.
     pub async fn job_start_latency(&self, tenant_id: i64, ids: &[Uuid]) -> Result<StartLatency> {
-        let row = sqlx::query(
-            "SELECT count(*) AS jobs,
-                    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms), 0) AS p50,
-                    coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l.ms), 0) AS p99,
-                    coalesce(max(l.ms), 0) AS max
-             FROM (SELECT extract(epoch FROM h.attempted_at - h.created_at)::float8 * 1000 AS ms
-                   FROM spool.job_history h
-                   WHERE h.tenant_id = $1 AND h.id = ANY ($2) AND h.attempted_at IS NOT NULL) l",
-        )
-        .bind(tenant_id)
-        .bind(ids)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(StartLatency {
-            jobs: row.try_get::<i64, _>("jobs")?.max(0) as u64,
-            p50_ms: row.try_get("p50")?,
-            p99_ms: row.try_get("p99")?,
-            max_ms: row.try_get("max")?,
-        })
+        Ok(sqlx::query_as(include_str!("sql/bench_start_latency.sql"))
+            .bind(tenant_id)
+            .bind(ids)
+            .fetch_one(&self.0.pool)
+            .await?)
     }
 }
 

@@ -24,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::fair::FairShare;
 
+pub use bench::{Bench, StartLatency};
 pub use alerts::{Alert, AlertFigures, AlertKey, AlertState, AlertValue};
 pub use handlers::{HANDLER_VERSIONS_KEPT_MIN, HandlerInfo, HandlerVersion, VersionInfo};
 pub use jobs::{Completion, CompletionStatus, Failure, JobFilter};
