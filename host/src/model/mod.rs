@@ -3,22 +3,22 @@
 pub mod allow_list;
 mod effects;
 mod job;
+#[macro_use]
+mod limit_table;
 mod limits;
 mod outcome;
 mod retry;
 pub mod schedule;
-mod tenant;
 pub mod text;
 
 pub use allow_list::{AllowList, AllowListError};
 pub use effects::{
     EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite, WriteOp, counter_value,
 };
-pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, LimitSpec, NewJob};
-pub use limits::Limits;
+pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, NewJob};
+pub use limits::{LimitSpec, Limits, TenantLimitSpec, TenantLimits};
 pub use outcome::{ErrorKind, Outcome};
 pub use retry::RetryPolicy;
-pub use tenant::{TenantLimitSpec, TenantLimits};
 
 /// One job as an attempt sees it: what the guest receives in `run`, plus whom it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
