@@ -128,16 +128,7 @@ async fn execute(
         .unwrap_or(tenant_limits.max_store_bytes);
     let caps = tenant_limits.attempt_caps_with_store(store_used);
     let limits = caps.with(&job.limits).capped_by(&caps);
-    let context = JobContext {
-        id: job.id.to_string(),
-        tenant: job.tenant.clone(),
-        handler: job.handler.clone(),
-        queue: job.queue.clone(),
-        payload: job.payload.clone(),
-        attempt: job.attempt,
-        max_attempts: job.max_attempts,
-        idempotency_key: job.idempotency_key.clone(),
-    };
+    let context = JobContext::from(job);
     let backend = Arc::new(TenantKv(store.kv(job.tenant_id)));
     // Stored entries were checked when set; one that no longer parses allows nothing.
     let allowed = Arc::new(AllowList::parse_lenient(&job.allowed_hosts));
