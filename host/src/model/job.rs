@@ -162,6 +162,13 @@ pub struct ClaimedJob {
     pub already_done: bool,
 }
 
+impl ClaimedJob {
+    /// The job's retry policy: its backoff and its attempts in all.
+    pub fn retry_policy(&self) -> super::RetryPolicy {
+        super::RetryPolicy::of_job(self.backoff_base_ms, self.backoff_cap_ms, self.max_attempts)
+    }
+}
+
 /// One failure in a job's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptError {

@@ -9,7 +9,7 @@ use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
-use crate::model::{AllowList, ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
+use crate::model::{AllowList, ClaimedJob, ErrorKind, JobContext, Outcome};
 use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
@@ -73,21 +73,7 @@ async fn execute(
     quotas: &Quotas,
 ) -> Finished {
     let fail = |kind: ErrorKind, message: String, logs: serde_json::Value| {
-        Finished::Failed(Failure {
-            tenant_id: job.tenant_id,
-            id: job.id,
-            run_lease: job.run_lease,
-            attempt: job.attempt,
-            kind,
-            message,
-            logs,
-            retry_delay: RetryPolicy::of_job(
-                job.backoff_base_ms,
-                job.backoff_cap_ms,
-                job.max_attempts,
-            )
-            .next_delay(kind, job.attempt),
-        })
+        Finished::Failed(Failure::from_claim(job, kind, message, logs))
     };
     if job.already_done {
         // The key has a done-record: acknowledge and stop, without running anything.
@@ -191,12 +177,9 @@ async fn execute(
             logs,
             store_writes: attempt.store_writes,
             enqueued: attempt.enqueued,
-            retry_delay: RetryPolicy::of_job(
-                job.backoff_base_ms,
-                job.backoff_cap_ms,
-                job.max_attempts,
-            )
-            .next_delay(ErrorKind::Commit, job.attempt),
+            retry_delay: job
+                .retry_policy()
+                .next_delay(ErrorKind::Commit, job.attempt),
             max_conflicts: tenant_limits.max_conflicts,
         }),
         Outcome::Failed { kind, message } => fail(kind, message, logs),
@@ -247,6 +230,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::model::RetryPolicy;
 
     #[test]
     fn permanent_failures_and_the_last_attempt_go_to_the_dead_letter_queue() {
