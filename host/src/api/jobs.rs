@@ -377,12 +377,7 @@ fn new_job(req: JobRequest, limits: &TenantLimits, at: &str) -> ApiResult<NewJob
 /// Refuses per-attempt `asked` limits of zero or over the tenant's caps (`at` names the job
 /// in a batch).
 pub(super) fn check_limits(asked: &LimitSpec, limits: &TenantLimits, at: &str) -> ApiResult<()> {
-    let over = [
-        ("fuel", asked.fuel, limits.fuel),
-        ("timeout_ms", asked.timeout_ms, limits.timeout_ms),
-        ("memory_mb", asked.memory_mb, limits.memory_mb),
-    ];
-    for (name, asked, cap) in over {
+    for (name, asked, cap) in asked.against(limits) {
         match asked {
             Some(0) => {
                 return Err(ApiError::unprocessable(format!(

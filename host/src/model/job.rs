@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::LimitSpec;
+
 /// A job's place in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,21 +63,6 @@ impl JobState {
             JobState::Completed | JobState::Dead | JobState::Cancelled
         )
     }
-}
-
-/// Limits a job or tenant asks for; unset fields take the level above's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LimitSpec {
-    /// Fuel per attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fuel: Option<u64>,
-    /// Wall-clock timeout per attempt, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-    /// Linear memory per attempt, in MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
 }
 
 /// A job to enqueue.
@@ -173,6 +160,13 @@ pub struct ClaimedJob {
     pub run_lease: Uuid,
     /// The key already has a done-record: complete as a duplicate without running.
     pub already_done: bool,
+}
+
+impl ClaimedJob {
+    /// The job's retry policy: its backoff and its attempts in all.
+    pub fn retry_policy(&self) -> super::RetryPolicy {
+        super::RetryPolicy::of_job(self.backoff_base_ms, self.backoff_cap_ms, self.max_attempts)
+    }
 }
 
 /// One failure in a job's history.

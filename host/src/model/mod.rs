@@ -3,24 +3,26 @@
 pub mod allow_list;
 mod effects;
 mod job;
+#[macro_use]
+mod limit_table;
 mod limits;
 mod outcome;
 mod retry;
 pub mod schedule;
-mod tenant;
 pub mod text;
 
 pub use allow_list::{AllowList, AllowListError};
 pub use effects::{
     EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite, WriteOp, counter_value,
 };
-pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, LimitSpec, NewJob};
-pub use limits::Limits;
+pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, NewJob};
+pub use limits::{LimitSpec, Limits, TenantLimitSpec, TenantLimits};
 pub use outcome::{ErrorKind, Outcome};
 pub use retry::RetryPolicy;
-pub use tenant::{TenantLimitSpec, TenantLimits};
 
-/// One job as an attempt sees it: what the guest receives in `run`, plus whom it belongs to.
+/// One job as an attempt sees it: the fields of the WIT `job` record the guest receives in
+/// `run` (the runtime turns it into that record in `runtime/bindings.rs`), built from a
+/// claim with [`JobContext::from`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobContext {
     /// The job's id.
@@ -39,6 +41,21 @@ pub struct JobContext {
     pub max_attempts: u32,
     /// The idempotency key (the job id unless the enqueuer chose one).
     pub idempotency_key: String,
+}
+
+impl From<&ClaimedJob> for JobContext {
+    fn from(job: &ClaimedJob) -> JobContext {
+        JobContext {
+            id: job.id.to_string(),
+            tenant: job.tenant.clone(),
+            handler: job.handler.clone(),
+            queue: job.queue.clone(),
+            payload: job.payload.clone(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            idempotency_key: job.idempotency_key.clone(),
+        }
+    }
 }
 
 /// The longest handler, queue or tenant name, in bytes.

@@ -1,4 +1,6 @@
-//! Host bindings generated from `wit/`, the same directory the guest SDK reads.
+//! Host bindings generated from `wit/`, the same directory the guest SDK reads, and the one
+//! conversion into them of the host's own type: [`JobContext`](crate::model::JobContext) to
+//! the `job` record.
 
 #![allow(
     missing_docs,
@@ -15,3 +17,18 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
 });
+
+impl From<&crate::model::JobContext> for spool::job::types::Job {
+    fn from(job: &crate::model::JobContext) -> Self {
+        Self {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            handler: job.handler.clone(),
+            queue: job.queue.clone(),
+            payload: job.payload.clone(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            idempotency_key: job.idempotency_key.clone(),
+        }
+    }
+}

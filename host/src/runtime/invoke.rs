@@ -104,16 +104,7 @@ impl Runtime {
             Ok(UpdateDeadline::YieldCustom(1, lanes.turn(&hold)))
         });
 
-        let record = Job {
-            id: job.id.clone(),
-            tenant: job.tenant.clone(),
-            handler: job.handler.clone(),
-            queue: job.queue.clone(),
-            payload: job.payload.clone(),
-            attempt: job.attempt,
-            max_attempts: job.max_attempts,
-            idempotency_key: job.idempotency_key.clone(),
-        };
+        let record = Job::from(job);
         let called = tokio::time::timeout(limits.timeout, call(&mut store, handler, &record)).await;
         let duration = started.elapsed();
         let fuel_consumed = limits.fuel - store.get_fuel().unwrap_or(0);

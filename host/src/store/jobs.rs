@@ -79,6 +79,23 @@ pub struct Failure {
     pub retry_delay: Option<Duration>,
 }
 
+impl Failure {
+    /// Attempt `job.attempt` of a claimed job failed with `kind`: to be retried after the
+    /// delay the job's retry policy gives that kind and attempt, or dead-lettered (`None`).
+    pub fn from_claim(job: &ClaimedJob, kind: ErrorKind, message: String, logs: Value) -> Failure {
+        Failure {
+            tenant_id: job.tenant_id,
+            id: job.id,
+            run_lease: job.run_lease,
+            attempt: job.attempt,
+            kind,
+            message,
+            logs,
+            retry_delay: job.retry_policy().next_delay(kind, job.attempt),
+        }
+    }
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

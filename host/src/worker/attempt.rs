@@ -9,7 +9,7 @@ use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
 use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
-use crate::model::{AllowList, ClaimedJob, ErrorKind, JobContext, Outcome, RetryPolicy};
+use crate::model::{AllowList, ClaimedJob, ErrorKind, JobContext, Outcome};
 use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
@@ -73,21 +73,7 @@ async fn execute(
     quotas: &Quotas,
 ) -> Finished {
     let fail = |kind: ErrorKind, message: String, logs: serde_json::Value| {
-        Finished::Failed(Failure {
-            tenant_id: job.tenant_id,
-            id: job.id,
-            run_lease: job.run_lease,
-            attempt: job.attempt,
-            kind,
-            message,
-            logs,
-            retry_delay: RetryPolicy::of_job(
-                job.backoff_base_ms,
-                job.backoff_cap_ms,
-                job.max_attempts,
-            )
-            .next_delay(kind, job.attempt),
-        })
+        Finished::Failed(Failure::from_claim(job, kind, message, logs))
     };
     if job.already_done {
         // The key has a done-record: acknowledge and stop, without running anything.
@@ -128,16 +114,7 @@ async fn execute(
         .unwrap_or(tenant_limits.max_store_bytes);
     let caps = tenant_limits.attempt_caps_with_store(store_used);
     let limits = caps.with(&job.limits).capped_by(&caps);
-    let context = JobContext {
-        id: job.id.to_string(),
-        tenant: job.tenant.clone(),
-        handler: job.handler.clone(),
-        queue: job.queue.clone(),
-        payload: job.payload.clone(),
-        attempt: job.attempt,
-        max_attempts: job.max_attempts,
-        idempotency_key: job.idempotency_key.clone(),
-    };
+    let context = JobContext::from(job);
     let backend = Arc::new(TenantKv(store.kv(job.tenant_id)));
     // Stored entries were checked when set; one that no longer parses allows nothing.
     let allowed = Arc::new(AllowList::parse_lenient(&job.allowed_hosts));
@@ -200,12 +177,9 @@ async fn execute(
             logs,
             store_writes: attempt.store_writes,
             enqueued: attempt.enqueued,
-            retry_delay: RetryPolicy::of_job(
-                job.backoff_base_ms,
-                job.backoff_cap_ms,
-                job.max_attempts,
-            )
-            .next_delay(ErrorKind::Commit, job.attempt),
+            retry_delay: job
+                .retry_policy()
+                .next_delay(ErrorKind::Commit, job.attempt),
             max_conflicts: tenant_limits.max_conflicts,
         }),
         Outcome::Failed { kind, message } => fail(kind, message, logs),
@@ -256,6 +230,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::model::RetryPolicy;
 
     #[test]
     fn permanent_failures_and_the_last_attempt_go_to_the_dead_letter_queue() {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use spool::model::TenantLimits;
 
 use super::output::{self, Table};
 use super::{Connection, parse_json, show};
@@ -39,23 +40,12 @@ enum TenantCommand {
 #[derive(Debug, Deserialize)]
 struct TenantView {
     name: String,
-    limits: Limits,
+    limits: TenantLimits,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     created_at: DateTime<Utc>,
     #[serde(default)]
     token: Option<String>,
-}
-
-/// The limits a listing shows.
-#[derive(Debug, Deserialize)]
-struct Limits {
-    fuel: u64,
-    timeout_ms: u64,
-    memory_mb: u64,
-    max_queued: u64,
-    enqueue_rate: u64,
-    max_http_requests: u64,
 }
 
 #[derive(Debug, Deserialize)]
