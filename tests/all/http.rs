@@ -1,5 +1,6 @@
-//! Outbound HTTP (issue 11): real components (`tests/fixtures/http-client`) calling a real
-//! vendor server on loopback, through the allow-list, the SSRF guard and the bounds.
+//! Outbound HTTP (issue 11): real components (`tests/fixtures/http-client`, and the Python
+//! example `examples/python-http`) calling a real vendor server on loopback, through the
+//! allow-list, the SSRF guard and the bounds.
 //!
 //! Loopback is a private address: the runtime here allows `127.0.0.0/8` as an operator
 //! would with `--allow-private-network`, and tenants name the vendor `localhost` (tenants may
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use spool::capabilities::store::{MemoryBackend, effect_key};
-use spool::model::{AllowList, JobContext, JobState, Limits, NewJob, Outcome, TenantLimitSpec};
+use spool::model::{
+    AllowList, ErrorKind, JobContext, JobState, Limits, NewJob, Outcome, TenantLimitSpec,
+};
 use spool::runtime::{Attempt, Runtime, RuntimeConfig};
 use spool_tests::background::{self, Background};
 use spool_tests::db::{test_db, wait_finished};
@@ -42,12 +45,24 @@ async fn call_in(
     allowed: &[String],
     limits: &Limits,
 ) -> Attempt {
+    invoke_in(runtime, "http-client", job, plan, allowed, limits).await
+}
+
+/// Runs the component `name` with `payload` in `runtime` as `job`, allowing `allowed`.
+async fn invoke_in(
+    runtime: &Runtime,
+    name: &str,
+    job: &JobContext,
+    payload: Value,
+    allowed: &[String],
+    limits: &Limits,
+) -> Attempt {
     let handler = runtime
-        .load(&component("http-client"))
+        .load(&component(name))
         .await
-        .expect("loading http-client");
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"));
     let job = JobContext {
-        payload: serde_json::to_vec(&plan).unwrap(),
+        payload: serde_json::to_vec(&payload).unwrap(),
         ..job.clone()
     };
     runtime
@@ -514,6 +529,95 @@ async fn allow_lists_are_validated_on_create_and_patch_naming_the_entry() {
     );
     assert_eq!(listed["tenants"][0]["limits"]["max_http_requests"], 50);
     server.stop().await;
+}
+
+/// Runs `examples/python-http` with `payload` in the loopback runtime, allowing `allowed`.
+async fn call_python(payload: Value, allowed: &[String]) -> Attempt {
+    invoke_in(
+        loopback_runtime(),
+        "python-http",
+        &job("python-http", json!({})),
+        payload,
+        allowed,
+        &Limits::default(),
+    )
+    .await
+}
+
+/// The Python example (componentize-py's own `wasi:http` bindings) goes through the same
+/// allow-list and gets the same automatic key as a Rust guest.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_example_calls_the_vendor_end_to_end() {
+    let vendor = Vendor::start().await;
+    let payload = json!({"url": vendor.url("/charges?order=A-1"), "body": {"amount": 500}});
+    let attempt = call_python(payload, &[vendor.origin()]).await;
+
+    // `{"amount": 500}`, as Python's json.dumps writes it: 15 bytes.
+    let result = json_result(&attempt);
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["body"], json!({"len": 15}).to_string());
+    let seen = vendor.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/charges")
+    );
+    assert_eq!(seen[0].body_len, 15);
+    assert_eq!(
+        seen[0].idempotency_key.as_deref(),
+        Some(effect_key("acme", "job-1", "http/1").as_str())
+    );
+
+    // Spool's line for the request, and the handler's own with the status.
+    let lines = http_lines(&attempt);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        lines[0]["message"],
+        format!("POST localhost:{}/charges -> 200", vendor.port)
+    );
+    let answered = attempt
+        .logs
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap())
+        .find(|l| l["message"] == "vendor answered")
+        .unwrap_or_else(|| panic!("no `vendor answered` line: {:?}", attempt.logs));
+    assert_eq!(field(&answered, "status"), "200");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_example_fails_permanently_when_denied_and_retries_a_5xx() {
+    let vendor = Vendor::start().await;
+    let payload = json!({"url": vendor.url("/charges"), "body": {"amount": 500}});
+    // Not on this tenant's list: the same host on another port.
+    let elsewhere = format!("http://localhost:{}", vendor.port.wrapping_add(1).max(1));
+    let attempt = call_python(payload, &[elsewhere]).await;
+    match &attempt.outcome {
+        Outcome::Failed {
+            kind: ErrorKind::Permanent,
+            message,
+        } => assert!(
+            message.contains("HttpRequestDenied") && message.contains("allow-list"),
+            "{message}"
+        ),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(vendor.seen().is_empty());
+    let reason = field(&http_lines(&attempt)[0], "reason");
+    assert!(
+        reason.contains("is not on the tenant's allow-list"),
+        "{reason}"
+    );
+
+    let payload = json!({"url": vendor.url("/charges?status=503")});
+    let attempt = call_python(payload, &[vendor.origin()]).await;
+    match &attempt.outcome {
+        Outcome::Failed {
+            kind: ErrorKind::Error,
+            message,
+        } => assert!(message.contains("vendor answered 503"), "{message}"),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert_eq!(vendor.seen().len(), 1);
 }
 
 /// Through the worker: a tenant's allow-list is its own, a retried job sends the same key,
