@@ -13,8 +13,8 @@
 -- statement's snapshot are skipped by the row locks' recheck (state is no longer 'available').
 --
 -- The claiming worker says how many jobs it holds per tenant (p_held_tenants/p_held_counts):
--- a tenant's turns start after the ones it already holds, so a worker's slots go first to the
--- tenants holding fewest of them. A tenant whose jobs run long cannot fill a worker's slots
+-- the tenants holding fewest are picked first, and a tenant's turns start after the ones it
+-- already holds, so a worker's slots go first to the tenants holding fewest of them. A tenant whose jobs run long cannot fill a worker's slots
 -- while another tenant waits: each slot it frees goes to the waiting tenant until they hold
 -- as many.
 CREATE OR REPLACE FUNCTION spool.claim(
@@ -48,25 +48,27 @@ BEGIN
                 ORDER BY j.tenant_id, j.priority, j.run_at, j.id LIMIT 1)
         FROM tenants t WHERE t.tenant_id IS NOT NULL
     ), picked AS (
-        -- At most p_limit tenants, at random, among those below their max_running as this
-        -- snapshot sees them (a tenant at its cap would take a turn and fill none of it: the
-        -- claim would come back short, and the worker would wait for its next poll); then in
-        -- tenant order, so that claim_room takes the locks in that order (OFFSET 0 keeps the
-        -- order where the room is computed). Counting costs the running jobs of the tenants
-        -- with work, at most all running jobs.
-        SELECT p.tenant_id, p.max_running FROM (
-            SELECT t.tenant_id, tn.max_running FROM tenants t
+        -- At most p_limit tenants among those below their max_running as this snapshot sees
+        -- them (a tenant at its cap would take a turn and fill none of it: the claim would
+        -- come back short, and the worker would wait for its next poll): those the worker
+        -- holds fewest jobs of first, at random among equals, so that a slot freed by a
+        -- tenant's short job does not go by lot to a tenant whose jobs run long and fill the
+        -- worker one slot at a time. Then in tenant order, so that claim_room takes the locks
+        -- in that order (OFFSET 0 keeps the order where the room is computed). Counting costs
+        -- the running jobs of the tenants with work, at most all running jobs.
+        SELECT p.tenant_id, p.max_running, p.held FROM (
+            SELECT t.tenant_id, tn.max_running, coalesce(h.n, 0) AS held FROM tenants t
             JOIN spool.tenants tn ON tn.id = t.tenant_id
+            LEFT JOIN unnest(p_held_tenants, p_held_counts) AS h(tenant_id, n)
+                   ON h.tenant_id = t.tenant_id
             WHERE t.tenant_id IS NOT NULL
               AND (SELECT count(*) FROM spool.jobs r
                    WHERE r.tenant_id = t.tenant_id AND r.state = 'running') < tn.max_running
-            ORDER BY random() LIMIT p_limit
+            ORDER BY coalesce(h.n, 0), random() LIMIT p_limit
         ) p
         ORDER BY p.tenant_id OFFSET 0
     ), room AS MATERIALIZED (
-        SELECT p.tenant_id, random() AS turn_order,
-               coalesce((SELECT h.n FROM unnest(p_held_tenants, p_held_counts) AS h(tenant_id, n)
-                         WHERE h.tenant_id = p.tenant_id LIMIT 1), 0) AS held,
+        SELECT p.tenant_id, random() AS turn_order, p.held,
                spool.claim_room(p.tenant_id, p.max_running) AS n
         FROM picked p
     ), candidates AS (

@@ -120,6 +120,30 @@ async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
     assert_eq!(tenants, [long.min(short), long.max(short)], "one each");
 }
 
+/// When slots free one at a time (the usual case beside a tenant whose jobs run long), each
+/// goes to the tenant holding fewest: a pick by lot among the tenants with work would hand
+/// every other freed slot to the long-running tenant, which keeps it, until it held them all.
+#[tokio::test]
+async fn a_single_free_slot_goes_to_the_tenant_holding_fewest_not_by_lot() {
+    let db = test_db().await;
+    let long = tenant(&db.store, "long", 1_000).await;
+    let short = tenant(&db.store, "short", 1_000).await;
+    let jobs: Vec<NewJob> = (0..100)
+        .map(|i| NewJob::json("h", &json!({ "i": i })))
+        .collect();
+    enqueue(&db.store, long, &jobs).await;
+    enqueue(&db.store, short, &jobs).await;
+    for _ in 0..20 {
+        let claimed = db
+            .store
+            .job_claim_sharing("default", 1, "w", LEASE, None, &[(long, 63)])
+            .await
+            .unwrap();
+        let tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
+        assert_eq!(tenants, [short], "the freed slot went to the tenant holding none");
+    }
+}
+
 /// A tenant at its `max_running` takes no turn in a claim: the claim fills from the tenants
 /// below theirs (a turn given to a capped tenant would come back empty, and the worker would
 /// wait for its next poll with work queued).
