@@ -15,6 +15,7 @@ pub mod model;
 pub mod quota;
 pub mod runtime;
 pub mod store;
+pub mod wit;
 pub mod worker;
 
 /// The sqlx this crate is built with, for [`store::Store::job_enqueue_in`]'s transaction type.

@@ -580,3 +580,23 @@ async fn a_heartbeat_for_an_expired_lease_reports_it_lost_and_does_not_renew_it(
         JobState::Retryable
     );
 }
+
+#[tokio::test]
+async fn the_factory_writes_a_job_in_every_state_with_counters_that_agree() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    for state in JobState::ALL {
+        let id = spool_tests::factory::job_in(&db.store, t, state).await;
+        let job = db.store.job_get(t, id).await.unwrap();
+        assert_eq!(job.state, state, "{job:?}");
+    }
+    let counts = db.store.queue_counts().await.unwrap();
+    for state in JobState::ALL {
+        let n: i64 = counts
+            .iter()
+            .filter(|c| c.tenant_id == t && c.state == state)
+            .map(|c| c.n)
+            .sum();
+        assert_eq!(n, 1, "one job {state:?} in the counters: {counts:?}");
+    }
+}

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use spool::model::{ClaimedJob, NewJob, TenantLimitSpec};
-use spool::store::{Completion, Store};
+use spool::model::{ClaimedJob, ErrorKind, JobState, NewJob, TenantLimitSpec};
+use spool::store::{Completion, Failure, Store};
 use uuid::Uuid;
 
 /// Creates a tenant with default limits and `max_running`, returning its id.
@@ -84,4 +84,56 @@ pub async fn claimed(store: &Store, tenant: i64, job: NewJob) -> ClaimedJob {
         .expect("claiming a job");
     assert_eq!(claimed.len(), 1, "the job was claimed");
     claimed.remove(0)
+}
+
+/// The queue [`job_in`] claims its jobs from, so that it never claims another test's job.
+pub const FACTORY_QUEUE: &str = "factory";
+
+/// Writes a job of handler `hello` for `tenant` in `state`, through the same transitions a
+/// worker makes (so counters and history agree with it), and returns its id. A job that needs
+/// claiming goes through [`FACTORY_QUEUE`]; running ones hold a 10 min lease, scheduled ones
+/// are due in an hour, retryable ones have attempts left and wait out their backoff.
+pub async fn job_in(store: &Store, tenant: i64, state: JobState) -> Uuid {
+    let mut job = NewJob::json("hello", &serde_json::json!({"state": state.as_str()}));
+    job.max_attempts = Some(3);
+    match state {
+        JobState::Scheduled => {
+            job.run_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+            return enqueue(store, tenant, &[job]).await[0];
+        }
+        JobState::Available => return enqueue(store, tenant, &[job]).await[0],
+        JobState::Cancelled => {
+            let id = enqueue(store, tenant, &[job]).await[0];
+            assert!(store.job_cancel(tenant, id).await.expect("cancelling"));
+            return id;
+        }
+        JobState::Running | JobState::Retryable | JobState::Completed | JobState::Dead => {}
+    }
+    job.queue = Some(FACTORY_QUEUE.to_string());
+    enqueue(store, tenant, &[job]).await;
+    let mut claimed = store
+        .job_claim(FACTORY_QUEUE, 1, "factory", Duration::from_secs(600), None)
+        .await
+        .expect("claiming a job");
+    assert_eq!(claimed.len(), 1, "the factory's job was claimed");
+    let job = claimed.remove(0);
+    let (completions, failures) = match state {
+        JobState::Completed => (vec![success(&job, "{}")], vec![]),
+        JobState::Retryable | JobState::Dead => {
+            let kind = if state == JobState::Dead {
+                ErrorKind::Permanent
+            } else {
+                ErrorKind::Error
+            };
+            let message = format!("factory: {kind}");
+            let failure = Failure::from_claim(&job, kind, message, serde_json::json!([]));
+            (vec![], vec![failure])
+        }
+        _ => return job.id,
+    };
+    store
+        .job_finish_many(&completions, &failures, None)
+        .await
+        .expect("finishing the factory's job");
+    job.id
 }

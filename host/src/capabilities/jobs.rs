@@ -5,7 +5,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::model::text::{is_valid_key, prefix};
 use crate::model::{DEFAULT_QUEUE, EnqueuedJob, Limits, MAX_ATTEMPTS, MAX_DELAY, is_valid_name};
-use crate::runtime::bindings::spool::job::jobs as wit;
+use crate::wit::spool::job::jobs as wit;
 
 /// A derived idempotency key longer than this is replaced by a hash.
 const MAX_DERIVED_KEY_LEN: usize = 200;

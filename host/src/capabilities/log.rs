@@ -17,7 +17,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::model::text::without_nul;
 use crate::model::{LogLevel, LogLine, LogSource};
-use crate::runtime::bindings::spool::job::log as wit;
+use crate::wit::spool::job::log as wit;
 
 /// A partial stdout/stderr line longer than this is cut into a line of its own.
 const MAX_PARTIAL_LINE: usize = 4096;

@@ -1,8 +1,9 @@
 //! The `spool:job/idempotency-store` capability: tenant-scoped key/value state whose writes
 //! commit atomically with the job's done-record.
 //!
-//! Reads go to an injected [`StoreBackend`] (Postgres in production, [`MemoryBackend`] for
-//! `spool run` and tests) and see the attempt's own buffered writes on top. Writes are only
+//! Reads go to an injected [`StoreBackend`] (the tenant's rows in Postgres,
+//! [`KvBackend`](crate::store::KvBackend), in production; [`MemoryBackend`] for `spool run` and
+//! tests) and see the attempt's own buffered writes on top. Writes are only
 //! buffered: [`StoreState::into_writes`] hands them to whoever commits the attempt, each with
 //! the version the attempt observed, so that the commit can detect a concurrent change.
 
@@ -14,7 +15,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::model::text::is_valid_key;
 use crate::model::{Expected, Limits, StoreWrite, WriteOp, counter_value};
-use crate::runtime::bindings::spool::job::idempotency_store as wit;
+use crate::wit::spool::job::idempotency_store as wit;
 
 /// The most keys one `list-keys` call returns, whatever the guest asks for.
 pub const MAX_LIST_LIMIT: u32 = 1000;
@@ -106,6 +107,29 @@ impl StoreBackend for MemoryBackend {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+/// Reads from the tenant's rows in PostgreSQL: what the worker's attempts read.
+#[async_trait::async_trait]
+impl StoreBackend for crate::store::KvBackend {
+    async fn get(&self, _tenant: &str, key: &str) -> Result<Option<Versioned>, BackendError> {
+        let found = crate::store::KvBackend::get(self, key)
+            .await
+            .map_err(|e| BackendError(e.to_string()))?;
+        Ok(found.map(|(value, version)| Versioned { value, version }))
+    }
+
+    async fn list_keys(
+        &self,
+        _tenant: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, BackendError> {
+        crate::store::KvBackend::list_keys(self, prefix, after, limit)
+            .await
+            .map_err(|e| BackendError(e.to_string()))
     }
 }
 

@@ -21,7 +21,7 @@ pub use outcome::{ErrorKind, Outcome};
 pub use retry::RetryPolicy;
 
 /// One job as an attempt sees it: the fields of the WIT `job` record the guest receives in
-/// `run` (the runtime turns it into that record in `runtime/bindings.rs`), built from a
+/// `run` (turned into that record in `wit.rs`), built from a
 /// claim with [`JobContext::from`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobContext {

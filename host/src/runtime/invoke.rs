@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::spool::job::types::{Failure, Job};
 use super::engine::{HostState, Limiter};
 use super::{Prepared, Runtime};
 use crate::capabilities::http::{HttpCall, HttpState};
@@ -18,6 +17,7 @@ use crate::model::text::{self, MAX_MESSAGE_BYTES};
 use crate::model::{
     AllowList, EnqueuedJob, ErrorKind, JobContext, Limits, LogLine, Outcome, StoreWrite,
 };
+use crate::wit::spool::job::types::{Failure, Job};
 
 /// What one attempt did. Its effects are only collected: committing them is the caller's job.
 #[derive(Debug)]

@@ -3,7 +3,6 @@
 //! [`StoreBackend`](crate::capabilities::store::StoreBackend), and the effects of an attempt
 //! are returned in its [`Attempt`], never applied here.
 
-pub mod bindings;
 pub mod cache;
 pub mod compile;
 mod config;
@@ -26,7 +25,7 @@ pub use engine::HostState;
 pub use invoke::Attempt;
 pub use validate::ValidationError;
 
-use bindings::HandlerPre;
+use crate::wit::HandlerPre;
 use cache::{CacheError, DiskCache};
 use compile::{Gate, Gates};
 use engine::EpochTicker;

@@ -24,8 +24,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::fair::FairShare;
 
-pub use bench::{Bench, StartLatency};
 pub use alerts::{Alert, AlertFigures, AlertKey, AlertState, AlertValue};
+pub use bench::{Bench, StartLatency};
 pub use handlers::{HANDLER_VERSIONS_KEPT_MIN, HandlerInfo, HandlerVersion, VersionInfo};
 pub use jobs::{Completion, CompletionStatus, Failure, JobFilter};
 pub use kv::KvBackend;

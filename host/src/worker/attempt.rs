@@ -7,40 +7,11 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
-use crate::capabilities::store::{BackendError, StoreBackend, Versioned};
 use crate::metrics::Metrics;
 use crate::model::{AllowList, ClaimedJob, ErrorKind, JobContext, Outcome};
 use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
-use crate::store::{Completion, Failure, KvBackend, Store, StoreError};
-
-/// The idempotency-store capability's reads, from the tenant's rows in Postgres.
-struct TenantKv(KvBackend);
-
-#[async_trait::async_trait]
-impl StoreBackend for TenantKv {
-    async fn get(&self, _tenant: &str, key: &str) -> Result<Option<Versioned>, BackendError> {
-        let found = self
-            .0
-            .get(key)
-            .await
-            .map_err(|e| BackendError(e.to_string()))?;
-        Ok(found.map(|(value, version)| Versioned { value, version }))
-    }
-
-    async fn list_keys(
-        &self,
-        _tenant: &str,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, BackendError> {
-        self.0
-            .list_keys(prefix, after, limit)
-            .await
-            .map_err(|e| BackendError(e.to_string()))
-    }
-}
+use crate::store::{Completion, Failure, Store, StoreError};
 
 /// Runs one attempt of `job` and sends its outcome; the slot is given back before the
 /// outcome is committed.
@@ -115,7 +86,7 @@ async fn execute(
     let caps = tenant_limits.attempt_caps_with_store(store_used);
     let limits = caps.with(&job.limits).capped_by(&caps);
     let context = JobContext::from(job);
-    let backend = Arc::new(TenantKv(store.kv(job.tenant_id)));
+    let backend = Arc::new(store.kv(job.tenant_id));
     // Stored entries were checked when set; one that no longer parses allows nothing.
     let allowed = Arc::new(AllowList::parse_lenient(&job.allowed_hosts));
     let attempt = {
