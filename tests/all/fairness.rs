@@ -140,7 +140,11 @@ async fn a_single_free_slot_goes_to_the_tenant_holding_fewest_not_by_lot() {
             .await
             .unwrap();
         let tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
-        assert_eq!(tenants, [short], "the freed slot went to the tenant holding none");
+        assert_eq!(
+            tenants,
+            [short],
+            "the freed slot went to the tenant holding none"
+        );
     }
 }
 
