@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 use spool::model::NewJob;
-use spool_tests::db::test_db;
+use spool_tests::db::{TestDb, test_db};
 use spool_tests::factory::{enqueue, tenant};
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -82,10 +82,8 @@ async fn max_running_holds_under_concurrent_claimers() {
     );
 }
 
-/// A worker's slots go first to the tenants holding fewest of them: a tenant whose long jobs
-/// hold a worker's slots gets none of the slots they free while another tenant waits.
-#[tokio::test]
-async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
+/// Two tenants, `long` and `short`, with 100 available jobs each.
+async fn long_and_short() -> (TestDb, i64, i64) {
     let db = test_db().await;
     let long = tenant(&db.store, "long", 1_000).await;
     let short = tenant(&db.store, "short", 1_000).await;
@@ -94,6 +92,14 @@ async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
         .collect();
     enqueue(&db.store, long, &jobs).await;
     enqueue(&db.store, short, &jobs).await;
+    (db, long, short)
+}
+
+/// A worker's slots go first to the tenants holding fewest of them: a tenant whose long jobs
+/// hold a worker's slots gets none of the slots they free while another tenant waits.
+#[tokio::test]
+async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
+    let (db, long, short) = long_and_short().await;
     // The worker holds three of `long`'s jobs and one of `short`'s: its next two free slots
     // go to `short` (a random pick would give `long` one of them three times in four).
     for _ in 0..20 {
@@ -125,14 +131,7 @@ async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
 /// every other freed slot to the long-running tenant, which keeps it, until it held them all.
 #[tokio::test]
 async fn a_single_free_slot_goes_to_the_tenant_holding_fewest_not_by_lot() {
-    let db = test_db().await;
-    let long = tenant(&db.store, "long", 1_000).await;
-    let short = tenant(&db.store, "short", 1_000).await;
-    let jobs: Vec<NewJob> = (0..100)
-        .map(|i| NewJob::json("h", &json!({ "i": i })))
-        .collect();
-    enqueue(&db.store, long, &jobs).await;
-    enqueue(&db.store, short, &jobs).await;
+    let (db, long, short) = long_and_short().await;
     for _ in 0..20 {
         let claimed = db
             .store
