@@ -2,7 +2,7 @@
 //! are applied by the group commit).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{Result, Store, int};
@@ -27,14 +27,17 @@ impl UsageCache {
 
 /// Reads of one tenant's key/value store, for one attempt.
 ///
-/// Guests' reads go to a small pool of their own ([`GUEST_READ_CONNECTIONS`](super::GUEST_READ_CONNECTIONS)), shared fairly
-/// between tenants: while several tenants' attempts run, each tenant has at most its share of
-/// those connections reading at once, so one tenant's read loop slows only itself.
+/// Guests' reads go to a small pool of their own
+/// ([`GUEST_READ_CONNECTIONS`](super::GUEST_READ_CONNECTIONS)), shared fairly between tenants:
+/// while several tenants' attempts read, each tenant has at most its share of those
+/// connections reading at once, so one tenant's read loop slows only itself.
 #[derive(Debug)]
 pub struct KvBackend {
     store: Store,
     tenant_id: i64,
-    reader: Member,
+    /// The attempt's place on the guest-read pool, taken at its first read: an attempt that
+    /// never reads costs nothing there, and its tenant takes no share of the pool.
+    reader: OnceLock<Member>,
 }
 
 /// A read in progress: holds one of the tenant's turns on the guest-read pool until dropped.
@@ -42,7 +45,9 @@ struct Reading<'a>(&'a KvBackend);
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        self.0.store.guest_read_share.release(&self.0.reader);
+        if let Some(reader) = self.0.reader.get() {
+            self.0.store.guest_read_share.release(reader);
+        }
     }
 }
 
@@ -84,7 +89,7 @@ impl Store {
         KvBackend {
             store: self.clone(),
             tenant_id,
-            reader: self.guest_read_share.join(&tenant_id.to_string()),
+            reader: OnceLock::new(),
         }
     }
 }
@@ -92,7 +97,12 @@ impl Store {
 impl KvBackend {
     /// Waits for the tenant's turn on the guest-read pool.
     async fn reading(&self) -> Reading<'_> {
-        self.store.guest_read_share.acquire(&self.reader).await;
+        let reader = self.reader.get_or_init(|| {
+            self.store
+                .guest_read_share
+                .join(&self.tenant_id.to_string())
+        });
+        self.store.guest_read_share.acquire(reader).await;
         Reading(self)
     }
 
