@@ -249,6 +249,9 @@ impl Drop for Member {
             share.last_left = Some(now);
         }
         state.waiting.retain(|w| w.member != self.id);
+        // Tenants gone for a while are forgotten here too, not only by `release_idle` (which
+        // the read pool never calls), so that the map holds only recent tenants.
+        state.tenants.retain(|_, share| share.is_active(now));
         state.dispatch(self.share.units, now);
     }
 }
