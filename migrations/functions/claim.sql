@@ -14,9 +14,12 @@
 --
 -- The claiming worker says how many jobs it holds per tenant (p_held_tenants/p_held_counts):
 -- the tenants holding fewest are picked first, and a tenant's turns start after the ones it
--- already holds, so a worker's slots go first to the tenants holding fewest of them. A tenant whose jobs run long cannot fill a worker's slots
--- while another tenant waits: each slot it frees goes to the waiting tenant until they hold
--- as many.
+-- already holds, so a worker's slots go first to the tenants holding fewest of them. A tenant
+-- whose jobs run long cannot fill a worker's slots while another tenant waits: each slot it
+-- frees goes to the waiting tenant until they hold as many. And no tenant gets more than
+-- p_most_per_tenant of the worker's slots (NULL: no cap): the worker keeps the rest for
+-- tenants whose work arrives while one tenant's long jobs hold all it may take, so that they
+-- start at once instead of waiting for those jobs to end.
 CREATE OR REPLACE FUNCTION spool.claim(
     p_queue    text,
     p_limit    integer,
@@ -24,7 +27,8 @@ CREATE OR REPLACE FUNCTION spool.claim(
     p_lease_ms bigint,
     p_now      timestamptz DEFAULT NULL,
     p_held_tenants bigint[] DEFAULT '{}',
-    p_held_counts  integer[] DEFAULT '{}'
+    p_held_counts  integer[] DEFAULT '{}',
+    p_most_per_tenant integer DEFAULT NULL
 ) RETURNS TABLE (
     tenant_id bigint, tenant text, tenant_limits jsonb, id uuid, queue text, handler text,
     handler_version integer, digest text, attempt integer, max_attempts integer,
@@ -62,6 +66,7 @@ BEGIN
             LEFT JOIN unnest(p_held_tenants, p_held_counts) AS h(tenant_id, n)
                    ON h.tenant_id = t.tenant_id
             WHERE t.tenant_id IS NOT NULL
+              AND (p_most_per_tenant IS NULL OR coalesce(h.n, 0) < p_most_per_tenant)
               AND (SELECT count(*) FROM spool.jobs r
                    WHERE r.tenant_id = t.tenant_id AND r.state = 'running') < tn.max_running
             ORDER BY coalesce(h.n, 0), random() LIMIT p_limit
@@ -80,7 +85,8 @@ BEGIN
             FROM spool.jobs j
             WHERE j.state = 'available' AND j.queue = p_queue AND j.tenant_id = room.tenant_id
             ORDER BY j.priority, j.run_at, j.id
-            LIMIT least(room.n, p_limit)
+            LIMIT greatest(0, least(room.n, p_limit,
+                                    coalesce(p_most_per_tenant - room.held, p_limit)))
         ) c
         ORDER BY c.turn + room.held, room.turn_order
         LIMIT p_limit

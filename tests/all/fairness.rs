@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 use spool::model::NewJob;
+use spool::store::SlotShare;
 use spool_tests::db::{TestDb, test_db};
 use spool_tests::factory::{enqueue, tenant};
 
@@ -82,6 +83,14 @@ async fn max_running_holds_under_concurrent_claimers() {
     );
 }
 
+/// A worker's share of its slots: `held` jobs per tenant, and no cap.
+fn held(held: &[(i64, u32)]) -> SlotShare<'_> {
+    SlotShare {
+        held,
+        most_per_tenant: None,
+    }
+}
+
 /// Two tenants, `long` and `short`, with 100 available jobs each.
 async fn long_and_short() -> (TestDb, i64, i64) {
     let db = test_db().await;
@@ -105,7 +114,14 @@ async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
     for _ in 0..20 {
         let claimed = db
             .store
-            .job_claim_sharing("default", 2, "w", LEASE, None, &[(long, 3), (short, 1)])
+            .job_claim_sharing(
+                "default",
+                2,
+                "w",
+                LEASE,
+                None,
+                held(&[(long, 3), (short, 1)]),
+            )
             .await
             .unwrap();
         let tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
@@ -118,7 +134,14 @@ async fn a_worker_s_free_slots_go_first_to_the_tenant_holding_fewest() {
     // Holding as many, the tenants take turns again.
     let claimed = db
         .store
-        .job_claim_sharing("default", 2, "w", LEASE, None, &[(long, 3), (short, 3)])
+        .job_claim_sharing(
+            "default",
+            2,
+            "w",
+            LEASE,
+            None,
+            held(&[(long, 3), (short, 3)]),
+        )
         .await
         .unwrap();
     let mut tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
@@ -135,7 +158,7 @@ async fn a_single_free_slot_goes_to_the_tenant_holding_fewest_not_by_lot() {
     for _ in 0..20 {
         let claimed = db
             .store
-            .job_claim_sharing("default", 1, "w", LEASE, None, &[(long, 63)])
+            .job_claim_sharing("default", 1, "w", LEASE, None, held(&[(long, 63)]))
             .await
             .unwrap();
         let tenants: Vec<i64> = claimed.iter().map(|j| j.tenant_id).collect();
@@ -182,4 +205,39 @@ async fn a_tenant_at_its_running_cap_takes_no_turn_from_the_others() {
             "the claim filled from the tenant below its cap"
         );
     }
+}
+
+/// No tenant takes more of a worker's slots than the cap it is given, however many of its
+/// jobs wait and slots are free: the rest stay for the other tenants.
+#[tokio::test]
+async fn no_tenant_takes_more_than_the_cap_of_a_worker_s_slots() {
+    let (db, long, short) = long_and_short().await;
+    fn capped(held: &[(i64, u32)]) -> SlotShare<'_> {
+        SlotShare {
+            held,
+            most_per_tenant: Some(8),
+        }
+    }
+    // Holding six, `long` gets two more of ten free slots; `short` the rest.
+    let claimed = db
+        .store
+        .job_claim_sharing("default", 10, "w", LEASE, None, capped(&[(long, 6)]))
+        .await
+        .unwrap();
+    let of = |t: i64| claimed.iter().filter(|j| j.tenant_id == t).count();
+    assert_eq!((of(long), of(short)), (2, 8), "the cap holds per tenant");
+    // At their caps, the tenants get nothing, however much of their work waits.
+    let claimed = db
+        .store
+        .job_claim_sharing(
+            "default",
+            10,
+            "w",
+            LEASE,
+            None,
+            capped(&[(long, 8), (short, 8)]),
+        )
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{} claimed past the cap", claimed.len());
 }

@@ -363,3 +363,60 @@ async fn follow_ups_into_more_queues_than_the_tenant_may_use_fail_the_parent_wit
     }
     server.stop().await;
 }
+
+/// The jobs of `token`'s tenant in `state`, counted from `GET /v1/jobs`.
+async fn count_in(server: &TestServer, token: &str, state: &str) -> usize {
+    let (status, page) = server
+        .get(&format!("/v1/jobs?state={state}&limit=100"), token)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["jobs"].as_array().expect("a page of jobs").len()
+}
+
+/// A tenant whose jobs run long fills no more than its share of a worker's slots: a job of
+/// another tenant arriving meanwhile starts at once, not when one of those jobs ends.
+#[tokio::test]
+async fn long_jobs_of_one_tenant_leave_slots_for_work_arriving_meanwhile() {
+    let (server, mallory, victim) = two_tenants(json!({})).await;
+    // More long jobs than the worker has slots (eight): each sleeps 25 s in a host call.
+    for _ in 0..spool_tests::background::SLOTS_DEFAULT + 2 {
+        enqueue(
+            &server,
+            &mallory,
+            hostile(json!({"action": "sleep-in-host", "ms": 25_000}), 1),
+        )
+        .await;
+    }
+    let most = spool::worker::WorkerConfig {
+        slots: spool_tests::background::SLOTS_DEFAULT,
+        ..Default::default()
+    }
+    .most_per_tenant();
+    assert!(most < spool_tests::background::SLOTS_DEFAULT);
+    spool_tests::eventually(
+        "mallory's long jobs take the slots it may have",
+        Duration::from_secs(20),
+        || async {
+            match count_in(&server, &mallory, "running").await {
+                n if n == most => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
+    // Long before any of mallory's jobs ends, the victim's job has run.
+    let started = Instant::now();
+    let ids = victim_jobs(&server, &victim, 1).await;
+    server
+        .wait_job(&victim, &ids[0], Duration::from_secs(10), |j| {
+            j["state"] == "completed"
+        })
+        .await;
+    eprintln!("the victim's job completed in {:?}", started.elapsed());
+    assert_eq!(
+        count_in(&server, &mallory, "running").await,
+        most,
+        "mallory still holds its share, no more"
+    );
+    server.stop().await;
+}

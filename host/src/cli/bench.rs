@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Attempts the worker runs at once.
     #[arg(long, default_value_t = 64)]
     slots: usize,
+    /// The most slots one tenant's attempts take at once [default: all but an eighth of
+    /// --slots].
+    #[arg(long)]
+    tenant_slots: Option<usize>,
     /// The handler component. Default: the `hostile` fixture (see `--payload`), built by
     /// `make guests`.
     #[arg(long, default_value = "target/wasm32-wasip2/release/hostile.wasm")]
@@ -192,12 +196,14 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let worker_config = WorkerConfig {
         slots: args.slots,
+        tenant_slots: args.tenant_slots,
         claim_batch: args.claim_batch,
         commit_window: Duration::from_millis(args.commit_window_ms),
         commit_batch: args.commit_batch,
         ..WorkerConfig::default()
     };
     worker_config.validate().map_err(anyhow::Error::msg)?;
+    let tenant_slots = worker_config.most_per_tenant();
     // The runtime `spool worker` would build for these slots; compiling happens here, before
     // anything is timed.
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
@@ -245,6 +251,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let report = json!({
         "jobs": args.jobs,
         "slots": args.slots,
+        "tenant_slots": tenant_slots,
         "enqueue_jobs_per_s": measured.enqueue_jobs_per_s.round(),
         "burn_down_jobs_per_s": measured.burn_down_jobs_per_s.round(),
         "latency": measured.latency.as_ref().map(|l| json!({

@@ -37,6 +37,7 @@ struct FileConfig {
     db_connections: Option<u32>,
     queues: Option<Vec<String>>,
     slots: Option<usize>,
+    tenant_slots: Option<usize>,
     cache_dir: Option<PathBuf>,
     cache_max_mb: Option<u64>,
     uploads_per_minute: Option<u32>,
@@ -53,7 +54,7 @@ struct FileConfig {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// A TOML file with any of: listen, database_url, admin_token, db_connections, queues,
-    /// slots, cache_dir, cache_max_mb, uploads_per_minute, handler_versions_kept,
+    /// slots, tenant_slots, cache_dir, cache_max_mb, uploads_per_minute, handler_versions_kept,
     /// maintenance, leader_ttl, migrate, allow_private_networks, and an [alerts] section (see
     /// docs/alerts.md).
     #[arg(long, env = "SPOOL_CONFIG")]
@@ -77,6 +78,10 @@ pub struct ServeArgs {
     /// Attempts that may run at once in this process.
     #[arg(long, env = "SPOOL_SLOTS")]
     slots: Option<usize>,
+    /// The most slots one tenant's attempts take at once, the rest kept for other tenants'
+    /// work [default: all but an eighth of --slots].
+    #[arg(long, env = "SPOOL_TENANT_SLOTS")]
+    tenant_slots: Option<usize>,
     /// Where compiled components are cached.
     #[arg(long, env = "SPOOL_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -236,6 +241,7 @@ impl ServeArgs {
         if let Some(slots) = self.slots.or(file.slots) {
             worker.slots = slots;
         }
+        worker.tenant_slots = self.tenant_slots.or(file.tenant_slots);
         worker
             .validate()
             .map_err(|e| anyhow::anyhow!("worker settings: {e}"))?;

@@ -73,6 +73,10 @@ pub struct WorkerArgs {
     /// Attempts that may run at once.
     #[arg(long, env = "SPOOL_SLOTS", default_value_t = WorkerConfig::default().slots)]
     slots: usize,
+    /// The most slots one tenant's attempts take at once, the rest kept for other tenants'
+    /// work [default: all but an eighth of --slots].
+    #[arg(long, env = "SPOOL_TENANT_SLOTS")]
+    tenant_slots: Option<usize>,
     /// The lease a claim holds, in milliseconds.
     #[arg(long, env = "SPOOL_LEASE_MS", default_value_t = 15_000)]
     lease_ms: u64,
@@ -110,6 +114,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let config = WorkerConfig {
         queues: args.queues,
         slots: args.slots,
+        tenant_slots: args.tenant_slots,
         lease,
         heartbeat_interval: lease / 3,
         grace_period: Duration::from_millis(args.grace_ms),

@@ -266,13 +266,14 @@ impl Store {
         lease: Duration,
         now: Option<DateTime<Utc>>,
     ) -> Result<Vec<ClaimedJob>> {
-        self.job_claim_sharing(queue, limit, worker, lease, now, &[])
+        self.job_claim_sharing(queue, limit, worker, lease, now, SlotShare::default())
             .await
     }
 
-    /// [`Store::job_claim`] for a worker that already holds `held` jobs per tenant
-    /// (`(tenant, jobs)`): its slots go first to the tenants holding fewest, so that long
-    /// jobs of one tenant cannot fill them while another tenant waits.
+    /// [`Store::job_claim`] for a worker that shares its slots between tenants
+    /// ([`SlotShare`]): they go first to the tenants holding fewest, so that long jobs of one
+    /// tenant cannot fill them while another tenant waits, and no tenant takes more than its
+    /// cap.
     pub async fn job_claim_sharing(
         &self,
         queue: &str,
@@ -280,15 +281,17 @@ impl Store {
         worker: &str,
         lease: Duration,
         now: Option<DateTime<Utc>>,
-        held: &[(i64, u32)],
+        share: SlotShare<'_>,
     ) -> Result<Vec<ClaimedJob>> {
-        let held_tenants: Vec<i64> = held.iter().map(|h| h.0).collect();
-        let held_counts: Vec<i32> = held
+        let held_tenants: Vec<i64> = share.held.iter().map(|h| h.0).collect();
+        let held_counts: Vec<i32> = share
+            .held
             .iter()
             .map(|h| h.1.min(i32::MAX as u32) as i32)
             .collect();
+        let most_per_tenant = share.most_per_tenant.map(|n| n.min(i32::MAX as u32) as i32);
         let rows: Vec<ClaimRow> =
-            sqlx::query_as("SELECT * FROM spool.claim($1, $2, $3, $4, $5, $6, $7)")
+            sqlx::query_as("SELECT * FROM spool.claim($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(queue)
                 .bind(limit.min(i32::MAX as u32) as i32)
                 .bind(worker)
@@ -296,6 +299,7 @@ impl Store {
                 .bind(now)
                 .bind(&held_tenants)
                 .bind(&held_counts)
+                .bind(most_per_tenant)
                 .fetch_all(&self.lease_pool)
                 .await?;
         Ok(rows.into_iter().map(ClaimedJob::from).collect())
@@ -510,6 +514,16 @@ impl Store {
             .await?;
         Ok(n as u64)
     }
+}
+
+/// How a claiming worker shares its slots between tenants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlotShare<'a> {
+    /// The jobs it holds per tenant, `(tenant, jobs)`: its slots go first to the tenants
+    /// holding fewest.
+    pub held: &'a [(i64, u32)],
+    /// The most jobs one tenant may hold (`None`: no cap).
+    pub most_per_tenant: Option<u32>,
 }
 
 /// Which jobs a list asks for; `None` fields match everything.

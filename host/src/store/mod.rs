@@ -27,7 +27,7 @@ use crate::fair::FairShare;
 pub use alerts::{Alert, AlertFigures, AlertKey, AlertState, AlertValue};
 pub use bench::{Bench, StartLatency};
 pub use handlers::{HANDLER_VERSIONS_KEPT_MIN, HandlerInfo, HandlerVersion, VersionInfo};
-pub use jobs::{Completion, CompletionStatus, Failure, JobFilter};
+pub use jobs::{Completion, CompletionStatus, Failure, JobFilter, SlotShare};
 pub use kv::KvBackend;
 pub use maintenance::{ExpiredJob, QueueCount};
 pub use queues::QueueStats;

@@ -41,6 +41,11 @@ pub struct WorkerConfig {
     pub queues: Vec<String>,
     /// Attempts that may run at once. Default 32.
     pub slots: usize,
+    /// The most slots one tenant's attempts take at once; the rest are kept for the other
+    /// tenants, so that work arriving while one tenant's long jobs fill the worker starts at
+    /// once. Default (`None`): all slots but an eighth (every slot when there are fewer
+    /// than eight).
+    pub tenant_slots: Option<usize>,
     /// The most jobs claimed in one statement. Default 200.
     pub claim_batch: u32,
     /// How long a claim holds a job before the rescuer may take it back. Default 15 s.
@@ -64,6 +69,7 @@ impl Default for WorkerConfig {
             id: default_worker_id(),
             queues: vec![DEFAULT_QUEUE.to_string()],
             slots: 32,
+            tenant_slots: None,
             claim_batch: 200,
             lease: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(5),
@@ -87,10 +93,22 @@ impl WorkerConfig {
         if self.slots == 0 || self.claim_batch == 0 || self.commit_batch == 0 {
             return Err("slots, claim batch and commit batch must be at least 1".into());
         }
+        if self.tenant_slots == Some(0) {
+            return Err("tenant slots must be at least 1".into());
+        }
         if self.heartbeat_interval >= self.lease {
             return Err("the heartbeat interval must be shorter than the lease".into());
         }
         Ok(())
+    }
+}
+
+impl WorkerConfig {
+    /// The most slots one tenant may hold: [`WorkerConfig::tenant_slots`], or its default.
+    pub fn most_per_tenant(&self) -> usize {
+        self.tenant_slots
+            .unwrap_or(self.slots - self.slots / 8)
+            .clamp(1, self.slots.max(1))
     }
 }
 

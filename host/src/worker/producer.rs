@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Held, HeldJobs, Worker, WorkerConfig, WorkerStats, attempt, completer, lock};
-use crate::store::{NOTIFY_CHANNEL, Store};
+use crate::model::ClaimedJob;
+use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 
 /// How many of this worker's slots each tenant's attempts take now, for the claim's fair
 /// share of them. Attempts that finished and wait for the group commit hold no slot.
@@ -24,6 +25,15 @@ fn held_by_tenant(held: &HeldJobs) -> Vec<(i64, u32)> {
         }
     }
     counts.into_iter().collect()
+}
+
+/// Whether a tenant holds `most` jobs (the most it may) once `claimed` joins `held`.
+fn reaches_cap(held: &[(i64, u32)], claimed: &[ClaimedJob], most: usize) -> bool {
+    let mut counts: HashMap<i64, usize> = held.iter().map(|&(t, n)| (t, n as usize)).collect();
+    for job in claimed {
+        *counts.entry(job.tenant_id).or_default() += 1;
+    }
+    counts.values().any(|&n| n >= most)
 }
 
 impl Worker {
@@ -65,10 +75,15 @@ impl Worker {
             stop_background.clone(),
         ));
 
+        let most_per_tenant = self.config.most_per_tenant();
         let mut attempts = JoinSet::new();
         let mut queue_turn = 0usize;
         // Whether any queue in the current round gave a full batch (so there may be more).
         let mut round_was_full = false;
+        // Whether a tenant held all the slots it may in the current round: its claim came
+        // back short for that, not for want of work, so a commit (slots freed) is worth a
+        // new claim before the next notification or poll.
+        let mut round_was_capped = false;
         while !shutdown.is_cancelled() {
             // Reap finished attempt tasks so the set does not grow without bound.
             while attempts.try_join_next().is_some() {}
@@ -99,7 +114,10 @@ impl Worker {
                     &self.config.id,
                     self.config.lease,
                     None,
-                    &held_by_tenant,
+                    SlotShare {
+                        held: &held_by_tenant,
+                        most_per_tenant: Some(most_per_tenant as u32),
+                    },
                 )
                 .await
             {
@@ -113,6 +131,7 @@ impl Worker {
                 }
             };
             let got = claimed.len();
+            round_was_capped |= reaches_cap(&held_by_tenant, &claimed, most_per_tenant);
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).claimed += got as u64;
             for job in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("never closed");
@@ -139,16 +158,21 @@ impl Worker {
                 }
             }
             // After a round of short batches every queue is drained for now: wait for a
-            // notification or the poll interval. After a full batch there may be more.
+            // notification or the poll interval, or, when a tenant is at its share of the
+            // slots, for a commit to free some of them. After a full batch there may be more.
             round_was_full |= got == limit as usize;
             if queue_turn.is_multiple_of(self.config.queues.len())
                 && !std::mem::take(&mut round_was_full)
             {
+                let capped = std::mem::take(&mut round_was_capped);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = wake.notified() => {}
+                    _ = committed.notified(), if capped => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
+            } else if queue_turn.is_multiple_of(self.config.queues.len()) {
+                round_was_capped = false;
             }
         }
 
