@@ -5,6 +5,7 @@ mod client;
 mod demo;
 mod demo_vendor;
 mod node;
+mod project;
 mod run;
 mod serve;
 mod worker;
@@ -43,6 +44,12 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a handler project from a template: a handler that reads its JSON payload, uses
+    /// the idempotency store, logs and returns a result, with its build configuration.
+    New(project::NewArgs),
+    /// Build the handler project in a folder as its spool.toml says, installing what the
+    /// toolchain pins, and print the component's path, size and digest.
+    Build(project::BuildArgs),
     /// Run one attempt of a handler locally, without a database, and print what happened.
     Run(run::RunArgs),
     /// Serve the HTTP API, run jobs and maintenance: the whole of Spool in one process.
@@ -107,6 +114,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::New(args) => project::new(args),
+            Command::Build(args) => project::build(args),
             Command::Run(args) => run::run(args).await,
             Command::Worker(args) => worker::worker(args).await,
             Command::Serve(args) => serve::serve(args).await,
