@@ -7,7 +7,7 @@ CARGO ?= cargo
 RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-import contract-0-1-0 \
 	http-client
 # The host-side crates whose tests `make test` runs.
-TEST_CRATES := spool spool-devdb spool-tests spool-guest spool-guest-macro
+TEST_CRATES := spool spool-client spool-devdb spool-tests spool-guest spool-guest-macro
 
 .PHONY: demo test guests bench lint
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use spool_client::types::JobView;
 use spool_tests::component;
 use spool_tests::server::{ADMIN_TOKEN, Options, TestServer};
 
@@ -287,15 +288,18 @@ async fn jobs_enqueue_run_and_read_back_with_idempotency() {
     assert!(problem(&conflict, 409).contains("k1"));
 
     let job = s
-        .wait_job(&token, &id, WAIT, |j| j["state"] == "completed")
+        .wait_job(&token, &id, WAIT, |j| j.state == "completed")
         .await;
-    assert_eq!(job["payload"], json!({"name": "Ada"}));
-    assert_eq!(job["handler"], "hello");
-    assert_eq!(job["idempotency_key"], "k1");
-    assert_eq!(job["attempt"], 1);
-    assert!(job["result"].is_object(), "a JSON result: {job}");
-    assert!(job["finished_at"].is_string());
-    assert!(job["errors"].as_array().unwrap().is_empty());
+    assert_eq!(job.payload, Some(json!({"name": "Ada"})));
+    assert_eq!(job.handler, "hello");
+    assert_eq!(job.idempotency_key, "k1");
+    assert_eq!(job.attempt, 1);
+    assert!(
+        job.result.as_ref().is_some_and(Value::is_object),
+        "a JSON result: {job:?}"
+    );
+    assert!(job.finished_at.is_some());
+    assert!(job.errors.is_empty());
 
     // Raw bytes go in as base64 and come back the same way.
     let raw = s
@@ -550,7 +554,7 @@ async fn tenants_see_only_their_own_things() {
         )
         .await;
     let id = job.1["id"].as_str().unwrap().to_string();
-    s.wait_job(&a, &id, WAIT, |j| j["state"] == "dead").await;
+    s.wait_job(&a, &id, WAIT, |j| j.state == "dead").await;
 
     // Every resource of A is a 404 or absent for B: handlers, jobs, dead letters, statistics.
     problem(&s.get(&format!("/v1/jobs/{id}"), &b).await, 404);
@@ -610,12 +614,12 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
         ids.push(job.1["id"].as_str().unwrap().to_string());
     }
     for id in &ids {
-        let dead = s.wait_job(&token, id, WAIT, |j| j["state"] == "dead").await;
-        let errors = dead["errors"].as_array().unwrap();
+        let dead = s.wait_job(&token, id, WAIT, |j| j.state == "dead").await;
+        let errors = &dead.errors;
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0]["kind"], "trap");
-        assert_eq!(errors[0]["attempt"], 1);
-        assert!(!errors[0]["message"].as_str().unwrap().is_empty());
+        assert_eq!(errors[0].kind, "trap");
+        assert_eq!(errors[0].attempt, 1);
+        assert!(!errors[0].message.is_empty());
     }
     let dead = s.get("/v1/dead", &token).await;
     assert_eq!(dead.1["jobs"].as_array().unwrap().len(), 3);
@@ -631,10 +635,10 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
     assert_eq!(retried.1["state"], "available");
     let again = s
         .wait_job(&token, &ids[0], WAIT, |j| {
-            j["state"] == "dead" && j["attempt"] == 2
+            j.state == "dead" && j.attempt == 2
         })
         .await;
-    assert_eq!(again["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(again.errors.len(), 2);
     // Retrying a job that is not dead or cancelled is a conflict.
     assert_eq!(s.upload(&token, "hello", "hello").await.0, 201);
     let pending = s
@@ -671,7 +675,7 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
         .await;
     assert_eq!(by_queue.1["retried"], 1);
     s.wait_job(&token, &ids[2], WAIT, |j| {
-        j["state"] == "dead" && j["attempt"] == 2
+        j.state == "dead" && j.attempt == 2
     })
     .await;
     problem(
@@ -711,7 +715,7 @@ async fn queues_health_metrics_and_the_openapi_document() {
         json!({"handler": "hello", "delay_ms": 3_600_000}),
     )
     .await;
-    s.wait_job(&token, &id, WAIT, |j| j["state"] == "completed")
+    s.wait_job(&token, &id, WAIT, |j| j.state == "completed")
         .await;
 
     // The counters are folded by maintenance: poll until they show both jobs.
@@ -789,9 +793,9 @@ async fn a_tenants_store_quota_holds_across_jobs() {
         let job = s.post("/v1/jobs", &token, flood.clone()).await;
         let id = job.1["id"].as_str().unwrap().to_string();
         let done = s
-            .wait_job(&token, &id, WAIT, |j| j["state"] == "completed")
+            .wait_job(&token, &id, WAIT, |j| j.state == "completed")
             .await;
-        let result = &done["result"];
+        let result = done.result.unwrap_or_default();
         assert_eq!(
             result["stopped_by"]["kind"], "quota-exceeded",
             "round {round}: {result}"
@@ -835,15 +839,15 @@ async fn a_job_runs_the_handler_version_current_when_it_was_enqueued() {
             .await;
         assert_eq!(moved.0, 200, "{step}: {}", moved.1);
     }
-    let done = |j: &Value| j["state"] == "completed";
+    let done = |j: &JobView| j.state == "completed";
     let early_job = s.wait_job(&token, early_id, WAIT, done).await;
     let late_job = s.wait_job(&token, late_id, WAIT, done).await;
     // hello greets; hostile's "ok" action answers {"ok": true}.
+    let early = early_job.result.unwrap_or_default();
     assert!(
-        early_job["result"].get("ok").is_none(),
-        "v1 (hello) ran the early job: {}",
-        early_job["result"]
+        early.get("ok").is_none(),
+        "v1 (hello) ran the early job: {early}"
     );
-    assert_eq!(late_job["result"], json!({"ok": true}));
+    assert_eq!(late_job.result, Some(json!({"ok": true})));
     s.stop().await;
 }

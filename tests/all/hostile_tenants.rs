@@ -48,13 +48,10 @@ async fn finished(server: &TestServer, token: &str, ids: &[String]) -> Vec<Value
     for id in ids {
         let job = server
             .wait_job(token, id, Duration::from_secs(60), |j| {
-                matches!(
-                    j["state"].as_str(),
-                    Some("completed" | "dead" | "cancelled")
-                )
+                matches!(j.state.as_str(), "completed" | "dead" | "cancelled")
             })
             .await;
-        jobs.push(job);
+        jobs.push(serde_json::json!(job));
     }
     jobs
 }

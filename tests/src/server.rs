@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use spool::api::{self, ApiConfig, AppState};
 use spool::maintenance::MaintenanceConfig;
 use spool::metrics::Metrics;
 use spool::runtime::Runtime;
+use spool_client::Client;
+use spool_client::types::{CreateTenant, JobView, TenantLimitSpec};
 
 use crate::background::{self, Background};
 use crate::db::{TestDb, test_db};
@@ -117,8 +119,18 @@ impl TestServer {
         }
     }
 
+    /// Returns a client of this server's API with `token`.
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(self.url.parse().expect("the server's URL"), token).expect("a client")
+    }
+
+    /// Returns a client of this server's API with the admin token.
+    pub fn admin(&self) -> Client {
+        self.client(ADMIN_TOKEN)
+    }
+
     /// Sends a request with `token` and returns the status and the body as JSON (`Null` when
-    /// empty or not JSON).
+    /// empty or not JSON): for tests of status codes and problem documents.
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -153,17 +165,21 @@ impl TestServer {
             .await
     }
 
-    /// Creates a tenant with `limits` and returns its token.
+    /// Creates a tenant with `limits` (a `TenantLimitSpec` as JSON) and returns its token.
     pub async fn tenant(&self, name: &str, limits: Value) -> String {
-        let (status, body) = self
-            .post(
-                "/v1/tenants",
-                ADMIN_TOKEN,
-                json!({"name": name, "limits": limits}),
-            )
-            .await;
-        assert_eq!(status, 201, "creating tenant {name}: {body}");
-        body["token"].as_str().expect("a token").to_string()
+        let limits: TenantLimitSpec =
+            serde_json::from_value(limits).expect("limits a tenant may be given");
+        let tenant = CreateTenant {
+            name: name.into(),
+            limits,
+            allowed_hosts: Vec::new(),
+        };
+        let created = self
+            .admin()
+            .tenant_create(&tenant)
+            .await
+            .unwrap_or_else(|e| panic!("creating tenant {name}: {e}"));
+        created.token.expect("a token")
     }
 
     /// Uploads the built component `crate_name` as handler `name`; returns status and body.
@@ -171,22 +187,18 @@ impl TestServer {
         self.upload_bytes(token, name, component(crate_name)).await
     }
 
-    /// Uploads `bytes` as handler `name`; returns status and body.
+    /// Uploads `bytes` as handler `name`; returns status and body (a handler, or a problem).
     pub async fn upload_bytes(&self, token: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
-        let response = self
-            .http
-            .put(format!("{}/v1/handlers/{name}", self.url))
-            .bearer_auth(token)
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
+        let len = bytes.len() as u64;
+        let reply = self
+            .client(token)
+            .handler_upload(name, bytes, len)
+            .raw()
             .await
             .expect("the server answers");
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.expect("a body");
         (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            reply.status.as_u16(),
+            serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
         )
     }
 
@@ -196,15 +208,21 @@ impl TestServer {
         token: &str,
         id: &str,
         within: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let path = format!("/v1/jobs/{id}");
+        done: impl Fn(&JobView) -> bool,
+    ) -> JobView {
+        let client = self.client(token);
         crate::eventually(&format!("job {id} gets there"), within, || {
-            let (path, done) = (&path, &done);
+            let (client, done) = (&client, &done);
             async move {
-                let (status, job) = self.get(path, token).await;
-                assert_eq!(status, 200, "reading job {id}: {job}");
-                if done(&job) { Ok(job) } else { Err(job) }
+                let job = client
+                    .job_get(id)
+                    .await
+                    .unwrap_or_else(|e| panic!("reading job {id}: {e}"));
+                if done(&job) {
+                    Ok(job)
+                } else {
+                    Err(serde_json::json!(job))
+                }
             }
         })
         .await

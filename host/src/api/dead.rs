@@ -1,72 +1,20 @@
 //! `/v1/dead`: the dead-letter queue, and redriving or discarding it in bulk.
 
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use spool_client::types::{
+    DeadSelection, Discarded, JobPage, ListQuery, MAX_PER_CALL, Retried, Sweep,
+};
 use uuid::Uuid;
 
 use super::auth::Scope;
 use super::error::{ApiJson, ApiQuery};
-use super::jobs::{JobPage, ListQuery, filter, page};
+use super::jobs::{filter, page};
 use super::{ApiError, ApiResult, State};
 use crate::model::{JobState, TenantLimits};
 use crate::store::{JobFilter, Tenant};
 
-/// The most dead jobs one `POST /v1/dead/retry` or `/discard` by filter takes: past it the
-/// answer says so (`more`, `next_cursor`), and the caller asks again.
-pub const MAX_PER_CALL: usize = TenantLimits::MAX_BATCH;
-
 /// Dead jobs a by-filter call reads at a time.
 const CHUNK: u32 = 1_000;
-
-/// `POST /v1/dead/retry` and `POST /v1/dead/discard`: ids, or a filter (nothing: all).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeadSelection {
-    /// These dead jobs.
-    #[serde(default)]
-    pub ids: Option<Vec<Uuid>>,
-    /// Dead jobs of this handler.
-    #[serde(default)]
-    pub handler: Option<String>,
-    /// Dead jobs of this queue.
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// With a filter: continue a sweep where the previous answer's `next_cursor` left it
-    /// (dead jobs older than it), so that a job requeued and dead again meanwhile is not
-    /// taken twice.
-    #[serde(default)]
-    pub cursor: Option<Uuid>,
-}
-
-/// How far a by-filter call got: at most [`MAX_PER_CALL`] dead jobs a call.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct Sweep {
-    /// More dead jobs match the filter: call again with `cursor` set to `next_cursor`.
-    pub more: bool,
-    /// Where the next call continues; null when none are left (and for ids).
-    pub next_cursor: Option<Uuid>,
-}
-
-/// `POST /v1/dead/retry`'s answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Retried {
-    /// Jobs requeued.
-    pub retried: u64,
-    /// How far a by-filter call got.
-    #[serde(flatten)]
-    pub sweep: Sweep,
-}
-
-/// `POST /v1/dead/discard`'s answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Discarded {
-    /// Jobs deleted.
-    pub discarded: u64,
-    /// How far a by-filter call got.
-    #[serde(flatten)]
-    pub sweep: Sweep,
-}
 
 /// Lists the dead-letter queue, newest first.
 #[utoipa::path(get, path = "/v1/dead", tag = "dead letters", params(ListQuery),

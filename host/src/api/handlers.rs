@@ -9,11 +9,9 @@ use std::num::NonZeroU32;
 use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
-use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::Serialize;
-use utoipa::ToSchema;
+use spool_client::types::{HandlerDetail, HandlerList, HandlerView, VersionView};
 
 use super::auth::Scope;
 use super::error::ApiPath;
@@ -21,22 +19,6 @@ use super::{ApiError, ApiResult, State};
 use crate::model::is_valid_name;
 use crate::runtime::ValidationError;
 use crate::store::{HandlerInfo, StoreError, VersionInfo};
-
-/// A handler's current version.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HandlerView {
-    /// The handler name.
-    pub name: String,
-    /// The current version, from 1.
-    pub version: i32,
-    /// The component's SHA-256, hex.
-    pub digest: String,
-    /// The component's size in bytes.
-    pub size: i64,
-    /// When the current version was uploaded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<DateTime<Utc>>,
-}
 
 impl From<HandlerInfo> for HandlerView {
     fn from(h: HandlerInfo) -> HandlerView {
@@ -48,36 +30,6 @@ impl From<HandlerInfo> for HandlerView {
             updated_at: Some(h.updated_at),
         }
     }
-}
-
-/// `GET /v1/handlers`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HandlerList {
-    /// The tenant's handlers, by name.
-    pub handlers: Vec<HandlerView>,
-}
-
-/// One stored version.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VersionView {
-    /// The version number.
-    pub version: i32,
-    /// Its digest.
-    pub digest: String,
-    /// Its size in bytes.
-    pub size: i64,
-    /// When it was uploaded.
-    pub created_at: DateTime<Utc>,
-}
-
-/// `GET /v1/handlers/{name}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HandlerDetail {
-    /// The current version.
-    #[serde(flatten)]
-    pub current: HandlerView,
-    /// Every version, newest first.
-    pub versions: Vec<VersionView>,
 }
 
 /// Tenants whose upload budgets a process tracks before it forgets the full ones.

@@ -4,11 +4,12 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
-use chrono::{DateTime, Datelike as _, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use chrono::{Datelike as _, Utc};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use utoipa::{IntoParams, ToSchema};
+use spool_client::types::{
+    BatchRequest, BatchView, EnqueuedView, JobPage, JobRequest, JobView, ListQuery, StateView,
+};
 use uuid::Uuid;
 
 use super::auth::Scope;
@@ -16,55 +17,13 @@ use super::error::{ApiJson, ApiPath, ApiQuery, json_within};
 use super::{ApiError, ApiResult, State};
 use crate::model::text::is_valid_key;
 use crate::model::{
-    AttemptError, Enqueued, Job, JobState, LimitSpec, MAX_ATTEMPTS, MAX_DELAY,
+    Enqueued, Job, JobState, LimitSpec, MAX_ATTEMPTS, MAX_DELAY,
     MAX_IDEMPOTENCY_KEY_BYTES as MAX_KEY_BYTES, NewJob, TenantLimits, is_valid_name,
 };
 use crate::store::{JobFilter, StoreError, Tenant};
 
 /// The default and largest page of a list.
 const PAGE: (u32, u32) = (100, 1_000);
-/// A job to enqueue.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobRequest {
-    /// The handler to run.
-    pub handler: String,
-    /// The payload: any JSON value; the guest receives its JSON text. Kept as text until its
-    /// size is checked: a large body never becomes a large tree of values.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Object)]
-    pub payload: Option<Box<RawValue>>,
-    /// Raw payload bytes, base64, instead of `payload`.
-    #[serde(default)]
-    pub payload_base64: Option<String>,
-    /// The queue; `default` when absent.
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// Makes the enqueue idempotent: the same key and payload answer the first job.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-    /// Lower runs first; default 0.
-    #[serde(default)]
-    pub priority: Option<i16>,
-    /// When to run (RFC 3339); not with `delay_ms`.
-    #[serde(default)]
-    pub run_at: Option<DateTime<Utc>>,
-    /// Run after this many milliseconds; not with `run_at`.
-    #[serde(default)]
-    pub delay_ms: Option<u64>,
-    /// Attempts in all (default: the handler's, else 25).
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
-    /// Per-attempt limits, each at most the tenant's.
-    #[serde(default)]
-    pub limits: Option<LimitSpec>,
-}
-
-/// Keeps an explicit `null` apart from an absent field.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
-}
-
 /// The room a `POST /v1/jobs` body may take beside its payload (the other fields, and
 /// whitespace).
 const ENVELOPE_BYTES: usize = 64 << 10;
@@ -94,25 +53,6 @@ pub(super) fn holds_nul(value: &Value) -> bool {
 /// sensible does).
 const RUN_AT_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
-/// `POST /v1/jobs/batch`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchRequest {
-    /// Up to 10,000 jobs, enqueued together: all or none.
-    pub jobs: Vec<JobRequest>,
-}
-
-/// What enqueueing one job did.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EnqueuedView {
-    /// The job's id (the earlier job's, for a duplicate).
-    pub id: Uuid,
-    /// Its state.
-    pub state: String,
-    /// The key was used before with the same payload: no new job.
-    pub duplicate: bool,
-}
-
 impl From<Enqueued> for EnqueuedView {
     fn from(e: Enqueued) -> EnqueuedView {
         EnqueuedView {
@@ -121,66 +61,6 @@ impl From<Enqueued> for EnqueuedView {
             duplicate: e.duplicate,
         }
     }
-}
-
-/// `POST /v1/jobs/batch`'s answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchView {
-    /// One entry per job asked for, in order.
-    pub jobs: Vec<EnqueuedView>,
-}
-
-/// A job as answered.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobView {
-    /// Its id.
-    pub id: Uuid,
-    /// The handler.
-    pub handler: String,
-    /// The queue.
-    pub queue: String,
-    /// Its state.
-    pub state: String,
-    /// Attempts made.
-    pub attempt: u32,
-    /// Attempts in all.
-    pub max_attempts: u32,
-    /// Races on store keys its attempts lost: each ran the job again without charging an
-    /// attempt (see `errors`, kind `conflict`).
-    pub conflicts: u32,
-    /// Priority.
-    pub priority: i16,
-    /// The idempotency key (the job id when none was given).
-    pub idempotency_key: String,
-    /// The payload, when it is JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Value>,
-    /// The payload, base64, when it is not JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload_base64: Option<String>,
-    /// The result, once completed (JSON when it is).
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<Value>,
-    /// The result, base64, when it is not JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result_base64: Option<String>,
-    /// Completed as a duplicate of an earlier job with the same key.
-    pub duplicate: bool,
-    /// Every failed attempt.
-    #[schema(value_type = Vec<Object>)]
-    pub errors: Vec<AttemptError>,
-    /// The last attempt's log lines.
-    #[schema(value_type = Vec<Object>)]
-    pub logs: Value,
-    /// The job that enqueued this one.
-    pub parent_id: Option<Uuid>,
-    /// When it was enqueued.
-    pub created_at: DateTime<Utc>,
-    /// When it runs (or last ran).
-    pub run_at: DateTime<Utc>,
-    /// When it finished.
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// Splits bytes into JSON, when they are JSON text, or base64.
@@ -194,81 +74,39 @@ fn json_or_base64(bytes: &[u8]) -> (Option<Value>, Option<String>) {
     }
 }
 
-impl JobView {
-    fn of(job: Job, full: bool) -> JobView {
-        let (payload, payload_base64) = if full {
-            json_or_base64(&job.payload)
-        } else {
-            (None, None)
-        };
-        let (result, result_base64) = match &job.result {
-            Some(bytes) if full => json_or_base64(bytes),
-            _ => (None, None),
-        };
-        JobView {
-            id: job.id,
-            handler: job.handler,
-            queue: job.queue,
-            state: job.state.as_str().to_string(),
-            attempt: job.attempt,
-            max_attempts: job.max_attempts,
-            conflicts: job.conflicts,
-            priority: job.priority,
-            idempotency_key: job.idempotency_key,
-            payload,
-            payload_base64,
-            result,
-            result_base64,
-            duplicate: job.duplicate,
-            errors: job.errors,
-            logs: job.logs,
-            parent_id: job.parent_id,
-            created_at: job.created_at,
-            run_at: job.run_at,
-            finished_at: job.finished_at,
-        }
+/// A job as answered: with its payload and result when `full`, else without (in a list).
+fn job_view(job: Job, full: bool) -> JobView {
+    let (payload, payload_base64) = if full {
+        json_or_base64(&job.payload)
+    } else {
+        (None, None)
+    };
+    let (result, result_base64) = match &job.result {
+        Some(bytes) if full => json_or_base64(bytes),
+        _ => (None, None),
+    };
+    JobView {
+        id: job.id,
+        handler: job.handler,
+        queue: job.queue,
+        state: job.state.as_str().to_string(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        conflicts: job.conflicts,
+        priority: job.priority,
+        idempotency_key: job.idempotency_key,
+        payload,
+        payload_base64,
+        result,
+        result_base64,
+        duplicate: job.duplicate,
+        errors: job.errors,
+        logs: job.logs,
+        parent_id: job.parent_id,
+        created_at: job.created_at,
+        run_at: job.run_at,
+        finished_at: job.finished_at,
     }
-}
-
-/// A page of jobs.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobPage {
-    /// The jobs, newest first (payloads, results and logs left out: see `GET /v1/jobs/{id}`).
-    pub jobs: Vec<JobView>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// `GET /v1/jobs` and `GET /v1/dead` query parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Jobs in this state.
-    pub state: Option<String>,
-    /// Jobs of this queue.
-    pub queue: Option<String>,
-    /// Jobs of this handler.
-    pub handler: Option<String>,
-    /// Page size: default 100, at most 1000.
-    pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    /// (admin) The tenant to act for; read by the `Scope` extractor.
-    #[expect(
-        dead_code,
-        reason = "read from the query string by the Scope extractor"
-    )]
-    pub tenant: Option<String>,
-}
-
-/// A job as it stands after cancel or retry.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StateView {
-    /// The job id.
-    pub id: Uuid,
-    /// Its state now.
-    pub state: String,
 }
 
 /// Turns one request into a job, or says what is wrong with it (`at` names it in a batch).
@@ -559,7 +397,7 @@ pub async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<JobView>> {
     let job = get_job(&state, &tenant, job_id(&id)?).await?;
-    Ok(Json(JobView::of(job, true)))
+    Ok(Json(job_view(job, true)))
 }
 
 pub(super) fn filter(q: &ListQuery) -> ApiResult<(JobFilter, Option<Uuid>, u32)> {
@@ -610,7 +448,7 @@ pub(super) async fn page(
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
     Ok(JobPage {
-        jobs: jobs.into_iter().map(|j| JobView::of(j, false)).collect(),
+        jobs: jobs.into_iter().map(|j| job_view(j, false)).collect(),
         next_cursor,
     })
 }

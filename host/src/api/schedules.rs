@@ -5,17 +5,15 @@
 use axum::Json;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
-use uuid::Uuid;
+use spool_client::types::{RunView, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView};
 
 use super::auth::Scope;
 use super::error::{ApiJson, ApiPath};
 use super::jobs::{check_limits, holds_nul};
 use super::{ApiError, ApiResult, State};
 use crate::model::schedule::{CatchUp, Cron, Overlap};
-use crate::model::{DEFAULT_QUEUE, LimitSpec, MAX_ATTEMPTS, TenantLimits, is_valid_name};
+use crate::model::{DEFAULT_QUEUE, MAX_ATTEMPTS, TenantLimits, is_valid_name};
 use crate::store::{Schedule, ScheduleSpec, ScheduleTick, StoreError, Tenant};
 
 /// The most schedules a tenant may have.
@@ -26,114 +24,6 @@ const NEXT_SHOWN: (usize, usize) = (3, 5);
 
 /// Last runs shown per schedule in a list, and for one schedule.
 const RUNS_SHOWN: (u32, u32) = (5, 20);
-
-/// A schedule to create (`POST`) or a whole schedule to store (`PUT`, where `name` may be
-/// left out: the path names it).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleRequest {
-    /// The schedule's name: 1-64 characters of A-Za-z0-9._-, unique within the tenant.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// A cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with
-    /// seconds first; `@hourly`, `@daily` and the like too.
-    pub cron: String,
-    /// The IANA time zone the expression is read in; default `UTC`.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The handler each tick's job runs.
-    pub handler: String,
-    /// Each tick's job's payload: any JSON value; default null.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub payload: Option<Value>,
-    /// The queue; default `default`.
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// Lower runs first; default 0.
-    #[serde(default)]
-    pub priority: Option<i16>,
-    /// Attempts in all (default: the handler's, else 20).
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
-    /// Per-attempt limits, each at most the tenant's.
-    #[serde(default)]
-    pub limits: Option<LimitSpec>,
-    /// `skip` (default): a tick does not fire while the previous tick's job is pending or
-    /// running; `allow`: every tick fires.
-    #[serde(default)]
-    pub overlap: Option<String>,
-    /// What happens to ticks missed while no node ran: `none` (dropped), `latest` (default:
-    /// the latest one fires) or `all` (each fires, at most 100).
-    #[serde(default)]
-    pub catch_up: Option<String>,
-    /// Whether it fires; default true (`PUT` keeps a stored schedule's when absent).
-    #[serde(default)]
-    pub enabled: Option<bool>,
-}
-
-/// Changes to a schedule: only the fields given change.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SchedulePatch {
-    /// A new cron expression.
-    #[serde(default)]
-    pub cron: Option<String>,
-    /// A new time zone.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// A new handler.
-    #[serde(default)]
-    pub handler: Option<String>,
-    /// A new payload (`null` is a payload too).
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Object)]
-    pub payload: Option<Value>,
-    /// A new queue.
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// A new priority.
-    #[serde(default)]
-    pub priority: Option<i16>,
-    /// New attempts in all.
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
-    /// New per-attempt limits.
-    #[serde(default)]
-    pub limits: Option<LimitSpec>,
-    /// `skip` or `allow`.
-    #[serde(default)]
-    pub overlap: Option<String>,
-    /// `none`, `latest` or `all`.
-    #[serde(default)]
-    pub catch_up: Option<String>,
-    /// false pauses it (no tick fires), true resumes it from the next tick on (ticks while it
-    /// was paused do not fire).
-    #[serde(default)]
-    pub enabled: Option<bool>,
-}
-
-/// Keeps an explicit `null` apart from an absent field.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
-/// One run of a schedule: a tick and what became of it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunView {
-    /// The tick.
-    pub tick_at: DateTime<Utc>,
-    /// `enqueued`, `duplicate` (an earlier leader had enqueued it), `skipped` (the previous
-    /// run was still pending or running) or `refused` (by the tenant's quota).
-    pub outcome: String,
-    /// The job it made or found (for `skipped`, the one still running).
-    pub job_id: Option<Uuid>,
-    /// The job's state now, while it is kept.
-    pub job_state: Option<String>,
-    /// Why it was refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
 
 impl From<ScheduleTick> for RunView {
     fn from(t: ScheduleTick) -> RunView {
@@ -147,92 +37,42 @@ impl From<ScheduleTick> for RunView {
     }
 }
 
-/// A schedule as answered.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScheduleView {
-    /// Its name.
-    pub name: String,
-    /// The cron expression.
-    pub cron: String,
-    /// The IANA time zone it is read in.
-    pub timezone: String,
-    /// The handler each tick's job runs.
-    pub handler: String,
-    /// Each tick's job's payload.
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// The queue.
-    pub queue: String,
-    /// The priority.
-    pub priority: i16,
-    /// Attempts in all (null: the handler's or the default).
-    pub max_attempts: Option<u32>,
-    /// Per-attempt limits.
-    pub limits: Option<LimitSpec>,
-    /// `skip` or `allow`.
-    pub overlap: String,
-    /// `none`, `latest` or `all`.
-    pub catch_up: String,
-    /// Whether it fires (false: paused).
-    pub enabled: bool,
-    /// The next tick not yet handled (null when paused or when the expression has none).
-    pub next_fire_at: Option<DateTime<Utc>>,
-    /// The next few ticks, from `next_fire_at` on (empty when paused).
-    pub next_fire_times: Vec<DateTime<Utc>>,
-    /// The last tick that enqueued (or found) a job.
-    pub last_fired_at: Option<DateTime<Utc>>,
-    /// The newest runs first.
-    pub last_runs: Vec<RunView>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When its settings last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl ScheduleView {
-    fn of(s: Schedule, runs: Vec<ScheduleTick>, next: usize) -> ScheduleView {
-        let spec = s.spec;
-        // From the next tick not yet handled: what the leader will fire next, even while it
-        // is overdue (no node leads).
-        let next_fire_times = match (
-            s.next_fire_at.filter(|_| spec.enabled),
-            Cron::parse(&spec.cron, &spec.timezone),
-        ) {
-            (Some(first), Ok(cron)) => {
-                let mut times = vec![first];
-                times.extend(cron.upcoming(first, next.saturating_sub(1)));
-                times
-            }
-            _ => vec![],
-        };
-        ScheduleView {
-            name: spec.name,
-            cron: spec.cron,
-            timezone: spec.timezone,
-            handler: spec.handler,
-            payload: spec.payload,
-            queue: spec.queue,
-            priority: spec.priority,
-            max_attempts: spec.max_attempts,
-            limits: spec.limits,
-            overlap: spec.overlap.as_str().into(),
-            catch_up: spec.catch_up.as_str().into(),
-            enabled: spec.enabled,
-            next_fire_at: s.next_fire_at.filter(|_| spec.enabled),
-            next_fire_times,
-            last_fired_at: s.last_fired_at,
-            last_runs: runs.into_iter().map(RunView::from).collect(),
-            created_at: s.created_at,
-            updated_at: s.updated_at,
+/// A schedule as answered, with its `runs` and its `next` fire times.
+fn schedule_view(s: Schedule, runs: Vec<ScheduleTick>, next: usize) -> ScheduleView {
+    let spec = s.spec;
+    // From the next tick not yet handled: what the leader will fire next, even while it
+    // is overdue (no node leads).
+    let next_fire_times = match (
+        s.next_fire_at.filter(|_| spec.enabled),
+        Cron::parse(&spec.cron, &spec.timezone),
+    ) {
+        (Some(first), Ok(cron)) => {
+            let mut times = vec![first];
+            times.extend(cron.upcoming(first, next.saturating_sub(1)));
+            times
         }
+        _ => vec![],
+    };
+    ScheduleView {
+        name: spec.name,
+        cron: spec.cron,
+        timezone: spec.timezone,
+        handler: spec.handler,
+        payload: spec.payload,
+        queue: spec.queue,
+        priority: spec.priority,
+        max_attempts: spec.max_attempts,
+        limits: spec.limits,
+        overlap: spec.overlap.as_str().into(),
+        catch_up: spec.catch_up.as_str().into(),
+        enabled: spec.enabled,
+        next_fire_at: s.next_fire_at.filter(|_| spec.enabled),
+        next_fire_times,
+        last_fired_at: s.last_fired_at,
+        last_runs: runs.into_iter().map(RunView::from).collect(),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
     }
-}
-
-/// `GET /v1/schedules`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScheduleList {
-    /// The tenant's schedules, by name, each with its next 3 fire times and last 5 runs.
-    pub schedules: Vec<ScheduleView>,
 }
 
 fn unprocessable(m: impl Into<String>) -> ApiError {
@@ -366,7 +206,7 @@ async fn view(state: &State, tenant: &Tenant, s: Schedule) -> ApiResult<Schedule
         .store
         .schedule_ticks_recent(tenant.id, Some(&names), RUNS_SHOWN.1)
         .await?;
-    Ok(ScheduleView::of(s, runs, NEXT_SHOWN.1))
+    Ok(schedule_view(s, runs, NEXT_SHOWN.1))
 }
 
 async fn under_cap(state: &State, tenant: &Tenant) -> ApiResult<()> {
@@ -524,7 +364,7 @@ pub async fn list(state: State, Scope(tenant): Scope) -> ApiResult<Json<Schedule
         .map(|s| {
             let mine: Vec<ScheduleTick> =
                 runs.extract_if(.., |t| t.schedule == s.spec.name).collect();
-            ScheduleView::of(s, mine, NEXT_SHOWN.0)
+            schedule_view(s, mine, NEXT_SHOWN.0)
         })
         .collect();
     Ok(Json(ScheduleList { schedules }))

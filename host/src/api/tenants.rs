@@ -2,114 +2,37 @@
 
 use axum::Json;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use spool_client::types::{
+    CreateTenant, TenantList, TenantView, TokenList, TokenView, UpdateTenant,
+};
 use uuid::Uuid;
 
 use super::auth::{Admin, new_token};
 use super::error::{ApiJson, ApiPath};
 use super::{ApiError, ApiResult, State};
-use crate::model::{AllowList, TenantLimitSpec, TenantLimits, is_valid_name};
+use crate::model::{AllowList, TenantLimitSpec, is_valid_name};
 use crate::store::{StoreError, Tenant, TokenInfo};
 
-/// `POST /v1/tenants`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenant {
-    /// 1–64 of `A-Za-z0-9._-`, starting with a letter or digit.
-    pub name: String,
-    /// Limits to set; the rest take their defaults.
-    #[serde(default)]
-    pub limits: TenantLimitSpec,
-    /// Origins its handlers may call over outbound HTTP: `https://api.example.com`,
-    /// `https://*.example.com:8443` (subdomains only), `http://...` (reachable only inside
-    /// networks the operator allows). At most 100; no IP addresses, no bare `*`. Empty (the
-    /// default) allows nothing.
-    #[serde(default)]
-    pub allowed_hosts: Vec<String>,
-}
-
-/// `PATCH /v1/tenants/{name}`: the fields given replace the stored ones.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateTenant {
-    /// Limits to change.
-    #[serde(default)]
-    pub limits: Option<TenantLimitSpec>,
-    /// The new allow-list (see `CreateTenant::allowed_hosts`), replacing the old one.
-    #[serde(default)]
-    pub allowed_hosts: Option<Vec<String>>,
-}
-
-/// A tenant as answered.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantView {
-    /// Its name.
-    pub name: String,
-    /// Its effective limits.
-    pub limits: TenantLimits,
-    /// Origins its handlers may call over outbound HTTP.
-    pub allowed_hosts: Vec<String>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// Its token: only in the answer that created it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-impl TenantView {
-    fn of(t: &Tenant, token: Option<String>) -> TenantView {
-        TenantView {
-            name: t.name.clone(),
-            limits: t.effective_limits(),
-            allowed_hosts: t.allowed_hosts.clone(),
-            created_at: t.created_at,
-            token,
-        }
+/// A tenant as answered: `token` only in the answer that created it.
+fn tenant_view(t: &Tenant, token: Option<String>) -> TenantView {
+    TenantView {
+        name: t.name.clone(),
+        limits: t.effective_limits(),
+        allowed_hosts: t.allowed_hosts.clone(),
+        created_at: t.created_at,
+        token,
     }
-}
-
-/// `GET /v1/tenants`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantList {
-    /// Every tenant, by name.
-    pub tenants: Vec<TenantView>,
 }
 
 /// A token as listed; `token` only when it was just made.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenView {
-    /// Its id, to revoke it by.
-    pub id: Uuid,
-    /// Its first characters.
-    pub prefix: String,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// The token itself: shown once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-impl TokenView {
-    fn of(t: TokenInfo, token: Option<String>) -> TokenView {
-        TokenView {
-            id: t.id,
-            prefix: t.prefix,
-            created_at: t.created_at,
-            revoked_at: t.revoked_at,
-            token,
-        }
+fn token_view(t: TokenInfo, token: Option<String>) -> TokenView {
+    TokenView {
+        id: t.id,
+        prefix: t.prefix,
+        created_at: t.created_at,
+        revoked_at: t.revoked_at,
+        token,
     }
-}
-
-/// `GET /v1/tenants/{name}/tokens`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
-    /// The tenant's tokens, newest first.
-    pub tokens: Vec<TokenView>,
 }
 
 /// Checks limits for range and against what this server's sandbox can give an attempt.
@@ -169,10 +92,7 @@ pub async fn create(
         r => r?,
     };
     state.auth.forget_unknown();
-    Ok((
-        StatusCode::CREATED,
-        Json(TenantView::of(&tenant, Some(token))),
-    ))
+    Ok((StatusCode::CREATED, Json(tenant_view(&tenant, Some(token)))))
 }
 
 /// Lists the tenants.
@@ -181,7 +101,7 @@ pub async fn create(
 pub async fn list(state: State, _: Admin) -> ApiResult<Json<TenantList>> {
     let tenants = state.store.tenant_list().await?;
     Ok(Json(TenantList {
-        tenants: tenants.iter().map(|t| TenantView::of(t, None)).collect(),
+        tenants: tenants.iter().map(|t| tenant_view(t, None)).collect(),
     }))
 }
 
@@ -216,7 +136,7 @@ pub async fn update(
         .tenant_update(&name, &limits, req.allowed_hosts.as_deref())
         .await?;
     state.tokens.forget_tenant(updated.id);
-    Ok(Json(TenantView::of(&updated, None)))
+    Ok(Json(tenant_view(&updated, None)))
 }
 
 /// Makes a new token for a tenant (its other tokens stay valid until revoked).
@@ -231,7 +151,7 @@ pub async fn token_create(
     let (token, hash, prefix) = new_token();
     let info = state.store.token_create(tenant.id, &hash, &prefix).await?;
     state.auth.forget_unknown();
-    Ok((StatusCode::CREATED, Json(TokenView::of(info, Some(token)))))
+    Ok((StatusCode::CREATED, Json(token_view(info, Some(token)))))
 }
 
 /// Lists a tenant's tokens (never the tokens themselves).
@@ -245,7 +165,7 @@ pub async fn token_list(
     let tenant = tenant(&state, &name).await?;
     let tokens = state.store.token_list(tenant.id).await?;
     Ok(Json(TokenList {
-        tokens: tokens.into_iter().map(|t| TokenView::of(t, None)).collect(),
+        tokens: tokens.into_iter().map(|t| token_view(t, None)).collect(),
     }))
 }
 

@@ -169,18 +169,8 @@ impl ClaimedJob {
     }
 }
 
-/// One failure in a job's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttemptError {
-    /// The attempt that failed.
-    pub attempt: u32,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// The error kind (`error`, `trap`, `timeout`, ...).
-    pub kind: String,
-    /// The message.
-    pub message: String,
-}
+/// One failure in a job's history: part of the API's answer for a job, so defined beside it.
+pub use spool_client::types::AttemptError;
 
 /// A job as stored, in the hot table or in history.
 #[derive(Debug, Clone, PartialEq, Serialize)]

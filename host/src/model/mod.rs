@@ -3,9 +3,6 @@
 pub mod allow_list;
 mod effects;
 mod job;
-#[macro_use]
-mod limit_table;
-mod limits;
 mod outcome;
 mod retry;
 pub mod schedule;
@@ -16,9 +13,10 @@ pub use effects::{
     EnqueuedJob, Expected, LogLevel, LogLine, LogSource, StoreWrite, WriteOp, counter_value,
 };
 pub use job::{AttemptError, ClaimedJob, Enqueued, Job, JobState, NewJob};
-pub use limits::{LimitSpec, Limits, TenantLimitSpec, TenantLimits};
+// The limits are part of the API: their table lives beside the API's types, in `spool-client`.
 pub use outcome::{ErrorKind, Outcome};
 pub use retry::RetryPolicy;
+pub use spool_client::limits::{LimitSpec, Limits, TenantLimitSpec, TenantLimits};
 
 /// One job as an attempt sees it: the fields of the WIT `job` record the guest receives in
 /// `run` (turned into that record in `wit.rs`), built from a

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use reqwest::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use spool_client::types::{BatchView, EnqueuedView};
+use spool_client::{Client, Method, StatusCode};
 
-use super::http::{Client, Failure};
 use super::output;
 
 /// The most jobs one `POST /v1/jobs/batch` carries (the API's limit).
@@ -22,12 +21,6 @@ const RATE_PATIENCE: Duration = Duration::from_secs(60);
 const RATE_PAUSE: Duration = Duration::from_millis(250);
 /// The longest pause between retries after a 429.
 const RATE_PAUSE_MAX: Duration = Duration::from_secs(4);
-
-/// `POST /v1/jobs/batch`'s answer, its entries kept as they came for `--json`.
-#[derive(Debug, Deserialize)]
-struct BatchView {
-    jobs: Vec<Value>,
-}
 
 /// Returns the jobs in `text`: one JSON array, or one JSON object per line (blank lines
 /// skipped). `origin` names the file in errors.
@@ -100,10 +93,7 @@ pub(super) async fn enqueue_batch(client: &Client, json: bool, file: &Path) -> a
         output::print_line(&json!({ "jobs": enqueued }).to_string());
         return Ok(());
     }
-    let duplicates = enqueued
-        .iter()
-        .filter(|e| e["duplicate"].as_bool() == Some(true))
-        .count();
+    let duplicates = enqueued.iter().filter(|e| e.duplicate).count();
     let fresh = enqueued.len() - duplicates;
     let plural = if fresh == 1 { "" } else { "s" };
     let mut line = format!("enqueued {fresh} job{plural}");
@@ -117,24 +107,26 @@ pub(super) async fn enqueue_batch(client: &Client, json: bool, file: &Path) -> a
 }
 
 /// Posts `jobs` to `/v1/jobs/batch`, [`BATCH`] at a time, and returns what the API answered
-/// for each, in order. A 429 (the tenant's enqueue rate, or a batch larger than that rate
+/// for each, in order. The jobs go as they were written: the API names what it does not take. A 429 (the tenant's enqueue rate, or a batch larger than that rate
 /// allows at once) halves the chunk and retries it after a pause, until [`RATE_PATIENCE`]
 /// passes without progress: a refused request enqueued nothing, so sending it again is safe.
 async fn send_chunks(
     client: &Client,
     jobs: &[Value],
     bar: &ProgressBar,
-) -> anyhow::Result<Vec<Value>> {
+) -> anyhow::Result<Vec<EnqueuedView>> {
     let total = jobs.len();
-    let mut enqueued: Vec<Value> = Vec::with_capacity(total);
+    let mut enqueued: Vec<EnqueuedView> = Vec::with_capacity(total);
     let mut size = BATCH;
     let mut pause = RATE_PAUSE;
     let mut stalled: Option<Instant> = None;
     while enqueued.len() < total {
         let start = enqueued.len();
         let chunk = &jobs[start..(start + size).min(total)];
-        let answer = match client
-            .post(&["jobs", "batch"], &json!({ "jobs": chunk }))
+        let reply = match client
+            .request::<BatchView>(Method::POST, &["jobs", "batch"])
+            .json(&json!({ "jobs": chunk }))
+            .reply()
             .await
         {
             Err(e) if too_many(&e) && stalled.is_none_or(|at| at.elapsed() < RATE_PATIENCE) => {
@@ -145,7 +137,7 @@ async fn send_chunks(
                 pause = (pause * 2).min(RATE_PAUSE_MAX);
                 continue;
             }
-            answer => answer.with_context(|| {
+            reply => reply.with_context(|| {
                 if start == 0 {
                     return "no job was enqueued".to_string();
                 }
@@ -156,7 +148,7 @@ async fn send_chunks(
                 )
             })?,
         };
-        let page: BatchView = answer.parse()?;
+        let page = reply.value()?;
         if page.jobs.len() != chunk.len() {
             bail!(
                 "the API answered {} jobs for a batch of {}",
@@ -174,10 +166,10 @@ async fn send_chunks(
 }
 
 /// Tells whether `e` is a 429 answer.
-fn too_many(e: &anyhow::Error) -> bool {
+fn too_many(e: &spool_client::Error) -> bool {
     matches!(
-        e.downcast_ref::<Failure>(),
-        Some(Failure::Problem { status, .. }) if *status == StatusCode::TOO_MANY_REQUESTS
+        e,
+        spool_client::Error::Problem { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS
     )
 }
 

@@ -1,10 +1,11 @@
 //! `spool dead list|retry|discard`: the dead-letter queue.
 
 use serde_json::{Value, json};
+use spool_client::types::{Discarded, Retried, Sweep};
+use spool_client::{Client, Method};
 
 use super::Connection;
-use super::http::Client;
-use super::jobs::{ListArgs, list_jobs};
+use super::jobs::{ListArgs, Listing, list_jobs};
 use super::output;
 
 /// The most ids one request carries (the API's limit).
@@ -83,7 +84,7 @@ pub async fn run(args: DeadArgs) -> anyhow::Result<()> {
     let client = args.conn.client(false)?;
     let json = args.conn.json;
     match args.command {
-        DeadCommand::List(list) => list_jobs(&client, json, &["dead"], None, &list).await,
+        DeadCommand::List(list) => list_jobs(&client, json, Listing::Dead, &list).await,
         DeadCommand::Retry(sel) => select(&client, json, Action::Retry, sel).await,
         DeadCommand::Discard(sel) => select(&client, json, Action::Discard, sel).await,
     }
@@ -113,21 +114,42 @@ async fn select(client: &Client, json: bool, action: Action, sel: Selection) -> 
         // A filter takes up to 10,000 dead jobs a call: continue where the answer says.
         let mut body = body;
         loop {
-            let answer = client.post(&["dead", action.path()], &body).await?;
-            let counts: Value = answer.parse()?;
-            total += counts[action.done()].as_u64().unwrap_or(0);
+            // The ids go as they were typed: the API names one that is not an id.
+            let (done, sweep, text) = match action {
+                Action::Retry => {
+                    let reply = client
+                        .request::<Retried>(Method::POST, &["dead", action.path()])
+                        .json(&body)
+                        .reply()
+                        .await?;
+                    let Retried { retried, sweep } = reply.value()?;
+                    (retried, sweep, reply.text().into_owned())
+                }
+                Action::Discard => {
+                    let reply = client
+                        .request::<Discarded>(Method::POST, &["dead", action.path()])
+                        .json(&body)
+                        .reply()
+                        .await?;
+                    let Discarded { discarded, sweep } = reply.value()?;
+                    (discarded, sweep, reply.text().into_owned())
+                }
+            };
+            total += done;
             calls += 1;
-            let next = counts["next_cursor"].clone();
-            last = Some(answer);
-            if counts["more"] != Value::Bool(true) || next.is_null() {
-                break;
+            last = Some(text);
+            match sweep {
+                Sweep {
+                    more: true,
+                    next_cursor: Some(next),
+                } => body["cursor"] = json!(next),
+                _ => break,
             }
-            body["cursor"] = next;
         }
     }
     if json {
         match last {
-            Some(answer) if calls == 1 => output::print_line(&answer.text()),
+            Some(text) if calls == 1 => output::print_line(&text),
             _ => output::print_line(&json!({ action.done(): total }).to_string()),
         }
         return Ok(());

@@ -7,13 +7,11 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use reqwest::StatusCode;
-use serde::Deserialize;
+use spool_client::types::{HandlerDetail, HandlerList};
+use spool_client::{Client, StatusCode};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::http::Client;
 use super::output::{self, Table};
 use super::{Connection, show};
 
@@ -54,37 +52,6 @@ enum HandlerCommand {
     },
 }
 
-/// A handler's current version, as the API answers it.
-#[derive(Debug, Deserialize)]
-struct HandlerView {
-    name: String,
-    version: i32,
-    digest: String,
-    size: i64,
-    #[serde(default)]
-    updated_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HandlerList {
-    handlers: Vec<HandlerView>,
-}
-
-#[derive(Debug, Deserialize)]
-struct VersionView {
-    version: i32,
-    digest: String,
-    size: i64,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HandlerDetail {
-    #[serde(flatten)]
-    current: HandlerView,
-    versions: Vec<VersionView>,
-}
-
 /// Runs a `spool handler` subcommand.
 pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
     let client = args.conn.client(false)?;
@@ -102,8 +69,8 @@ pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
             Ok(())
         }
         HandlerCommand::List => {
-            let answer = client.get(&["handlers"], &[]).await?;
-            show(&answer, json, |list: HandlerList| {
+            let reply = client.handler_list().reply().await?;
+            show(&reply, json, |list: HandlerList| {
                 let mut table = Table::new(&["NAME", "VERSION", "SIZE", "DIGEST", "UPDATED"]);
                 for h in list.handlers {
                     table.row(vec![
@@ -118,8 +85,8 @@ pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
             })
         }
         HandlerCommand::Get { name } => {
-            let answer = client.get(&["handlers", &name], &[]).await?;
-            show(&answer, json, |h: HandlerDetail| {
+            let reply = client.handler_get(&name).reply().await?;
+            show(&reply, json, |h: HandlerDetail| {
                 let c = &h.current;
                 output::print(&format!(
                     "{} v{} ({}, {}), updated {}\n\n",
@@ -142,11 +109,11 @@ pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
             })
         }
         HandlerCommand::Delete { name } => {
-            let answer = client.delete(&["handlers", &name]).await?;
+            let reply = client.handler_delete(&name).reply().await?;
             if json {
                 // 204: nothing to print, as documented for --json.
-                if !answer.body.is_empty() {
-                    output::print_line(&answer.text());
+                if !reply.body.is_empty() {
+                    output::print_line(&reply.text());
                 }
             } else {
                 output::print(&format!("deleted handler {name}\n"));
@@ -179,13 +146,11 @@ async fn upload(client: &Client, json: bool, name: &str, file: &Path) -> anyhow:
         reader,
         CHUNK_BYTES,
     ));
-    let answer = client
-        .put(&["handlers", name], body, len, "application/wasm")
-        .await;
+    let reply = client.handler_upload(name, body, len).reply().await;
     bar.finish_and_clear();
-    let answer = answer?;
-    let created = answer.status == StatusCode::CREATED;
-    show(&answer, json, |h: HandlerView| {
+    let reply = reply?;
+    let created = reply.status == StatusCode::CREATED;
+    show(&reply, json, |h| {
         let what = if created {
             "uploaded"
         } else {

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use spool_client::Client;
+use spool_client::types::{JobRequest, JobView, LimitSpec, ListQuery};
 
 use super::batch;
-use super::http::Client;
 use super::output::{self, Table};
 use super::{Connection, parse_json, show};
 
@@ -135,71 +135,15 @@ fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
     DateTime::parse_from_rfc3339(s).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
-/// What enqueueing one job did.
-#[derive(Debug, Deserialize)]
-struct EnqueuedView {
-    id: String,
-    state: String,
-    duplicate: bool,
-}
-
-/// One failed attempt.
-#[derive(Debug, Deserialize)]
-struct AttemptError {
-    attempt: u32,
-    at: DateTime<Utc>,
-    kind: String,
-    message: String,
-}
-
-/// A job as the API answers it.
-#[derive(Debug, Deserialize)]
-struct JobView {
-    id: String,
-    handler: String,
-    queue: String,
-    state: String,
-    attempt: u32,
-    max_attempts: u32,
-    priority: i16,
-    idempotency_key: String,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    payload_base64: Option<String>,
-    #[serde(default)]
-    result: Option<Value>,
-    #[serde(default)]
-    result_base64: Option<String>,
-    #[serde(default)]
-    duplicate: bool,
-    #[serde(default)]
-    errors: Vec<AttemptError>,
-    #[serde(default)]
-    logs: Value,
-    #[serde(default)]
-    parent_id: Option<String>,
-    created_at: DateTime<Utc>,
-    run_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-/// A page of a listing, its jobs kept as they came for `--json`.
-#[derive(Debug, Deserialize)]
-struct Page {
-    jobs: Vec<Value>,
-    next_cursor: Option<String>,
-}
-
 /// Runs a `spool job` subcommand.
 pub async fn run(args: JobArgs) -> anyhow::Result<()> {
     let client = args.conn.client(false)?;
     let json = args.conn.json;
     match args.command {
         JobCommand::Enqueue(e) => {
-            let body = enqueue_body(e).await?;
-            let answer = client.post(&["jobs"], &body).await?;
-            show(&answer, json, |e: EnqueuedView| {
+            let job = enqueue_body(e).await?;
+            let reply = client.job_enqueue(&job).reply().await?;
+            show(&reply, json, |e| {
                 let what = if e.duplicate {
                     "duplicate of"
                 } else {
@@ -210,119 +154,105 @@ pub async fn run(args: JobArgs) -> anyhow::Result<()> {
         }
         JobCommand::EnqueueBatch { file } => batch::enqueue_batch(&client, json, &file).await,
         JobCommand::Get { id } => {
-            let answer = client.get(&["jobs", &id], &[]).await?;
-            show(&answer, json, |job: JobView| output::print(&describe(&job)))
+            let reply = client.job_get(&id).reply().await?;
+            show(&reply, json, |job| output::print(&describe(&job)))
         }
         JobCommand::List { state, list } => {
-            list_jobs(&client, json, &["jobs"], state.as_deref(), &list).await
+            list_jobs(&client, json, Listing::Jobs(state), &list).await
         }
         JobCommand::Cancel { id } => {
-            let answer = client.post(&["jobs", &id, "cancel"], &json!({})).await?;
-            show(&answer, json, |s: EnqueuedState| {
+            let reply = client.job_cancel(&id).reply().await?;
+            show(&reply, json, |s| {
                 output::print(&format!("{} {}\n", s.state, s.id));
             })
         }
         JobCommand::Retry { id } => {
-            let answer = client.post(&["jobs", &id, "retry"], &json!({})).await?;
-            show(&answer, json, |s: EnqueuedState| {
+            let reply = client.job_retry(&id).reply().await?;
+            show(&reply, json, |s| {
                 output::print(&format!("requeued {} ({})\n", s.id, s.state));
             })
         }
     }
 }
 
-/// A job's state after cancel or retry.
-#[derive(Debug, Deserialize)]
-struct EnqueuedState {
-    id: String,
-    state: String,
-}
-
 /// Returns the `POST /v1/jobs` body for `e`.
-async fn enqueue_body(e: EnqueueArgs) -> anyhow::Result<Value> {
-    let mut body = Map::new();
-    body.insert("handler".into(), e.handler.into());
-    if let Some(payload) = e.payload {
-        body.insert("payload".into(), payload);
+async fn enqueue_body(e: EnqueueArgs) -> anyhow::Result<JobRequest> {
+    let mut job = JobRequest::new(e.handler);
+    if let Some(payload) = &e.payload {
+        job = job.with_payload(payload);
     }
     if let Some(path) = &e.payload_file {
         let bytes = tokio::fs::read(path)
             .await
             .with_context(|| format!("cannot read {}", path.display()))?;
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(payload) => body.insert("payload".into(), payload),
-            Err(_) => body.insert(
-                "payload_base64".into(),
-                base64::engine::general_purpose::STANDARD
-                    .encode(&bytes)
-                    .into(),
-            ),
+            Ok(payload) => job = job.with_payload(&payload),
+            Err(_) => {
+                job.payload_base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes))
+            }
         };
     }
-    let mut put = |name: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            body.insert(name.into(), value);
-        }
+    let limits = LimitSpec {
+        fuel: e.fuel,
+        timeout_ms: e.timeout_ms,
+        memory_mb: e.memory_mb,
     };
-    put("queue", e.queue.map(Value::from));
-    put("idempotency_key", e.key.map(Value::from));
-    put("priority", e.priority.map(Value::from));
-    put("delay_ms", e.delay_ms.map(Value::from));
-    put("run_at", e.run_at.map(|t| t.to_rfc3339().into()));
-    put("max_attempts", e.max_attempts.map(Value::from));
-    let mut limits = Map::new();
-    for (name, value) in [
-        ("fuel", e.fuel),
-        ("timeout_ms", e.timeout_ms),
-        ("memory_mb", e.memory_mb),
-    ] {
-        if let Some(value) = value {
-            limits.insert(name.into(), value.into());
-        }
-    }
-    if !limits.is_empty() {
-        body.insert("limits".into(), limits.into());
-    }
-    Ok(body.into())
+    Ok(JobRequest {
+        queue: e.queue,
+        idempotency_key: e.key,
+        priority: e.priority,
+        delay_ms: e.delay_ms,
+        run_at: e.run_at.map(|t| t.with_timezone(&Utc)),
+        max_attempts: e.max_attempts,
+        limits: (limits != LimitSpec::default()).then_some(limits),
+        ..job
+    })
 }
 
-/// Lists jobs under `path` (`jobs` or `dead`): one page, or every page with `--all`.
+/// Which jobs `spool job list` or `spool dead list` lists.
+#[derive(Debug)]
+pub(super) enum Listing {
+    /// `GET /v1/jobs`, in this state or any.
+    Jobs(Option<String>),
+    /// `GET /v1/dead`.
+    Dead,
+}
+
+/// Lists jobs (`spool job list`) or dead jobs (`spool dead list`): one page, or every page
+/// with `--all`.
 pub(super) async fn list_jobs(
     client: &Client,
     json: bool,
-    path: &[&str],
-    state: Option<&str>,
+    listing: Listing,
     args: &ListArgs,
 ) -> anyhow::Result<()> {
-    let limit = args
-        .limit
-        .or(args.all.then_some(PAGE_ALL))
-        .map(|l| l.to_string());
-    let mut cursor = args.cursor.clone();
-    let mut jobs: Vec<Value> = Vec::new();
+    let (state, dead) = match listing {
+        Listing::Jobs(state) => (state, false),
+        Listing::Dead => (None, true),
+    };
+    let mut query = ListQuery {
+        state,
+        queue: args.queue.clone(),
+        handler: args.handler.clone(),
+        limit: args.limit.or(args.all.then_some(PAGE_ALL)),
+        cursor: args.cursor.clone(),
+        tenant: None,
+    };
+    let mut jobs: Vec<JobView> = Vec::new();
     let next = loop {
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        let filters = [
-            ("state", state),
-            ("queue", args.queue.as_deref()),
-            ("handler", args.handler.as_deref()),
-            ("limit", limit.as_deref()),
-            ("cursor", cursor.as_deref()),
-        ];
-        for (name, value) in filters {
-            if let Some(value) = value {
-                query.push((name, value));
-            }
-        }
-        let answer = client.get(path, &query).await?;
+        let reply = if dead {
+            client.dead_list(&query).reply().await?
+        } else {
+            client.job_list(&query).reply().await?
+        };
         if json && !args.all {
-            output::print_line(&answer.text());
+            output::print_line(&reply.text());
             return Ok(());
         }
-        let page: Page = answer.parse()?;
+        let page = reply.value()?;
         jobs.extend(page.jobs);
         match page.next_cursor {
-            Some(next) if args.all => cursor = Some(next),
+            Some(next) if args.all => query.cursor = Some(next),
             next => break next,
         }
     };
@@ -331,17 +261,14 @@ pub(super) async fn list_jobs(
         output::print_line(&all.to_string());
         return Ok(());
     }
-    let dead = path == ["dead"];
     let mut header = vec!["ID", "STATE", "HANDLER", "QUEUE", "ATTEMPT", "CREATED"];
     if dead {
         header.push("LAST ERROR");
     }
     let mut table = Table::new(&header);
     for job in jobs {
-        let job: JobView = serde_json::from_value(job)
-            .context("the API's answer is not what this client expects")?;
         let mut row = vec![
-            job.id,
+            job.id.to_string(),
             job.state,
             job.handler,
             job.queue,
@@ -368,7 +295,7 @@ fn describe(job: &JobView) -> String {
     use output::escape;
     let mut out = String::new();
     let mut line = |key: &str, value: &str| out.push_str(&format!("{key:<10} {}\n", escape(value)));
-    line("id", &job.id);
+    line("id", &job.id.to_string());
     line("handler", &job.handler);
     line("queue", &job.queue);
     let state = if job.duplicate {
@@ -384,7 +311,7 @@ fn describe(job: &JobView) -> String {
     line("priority", &job.priority.to_string());
     line("key", &job.idempotency_key);
     if let Some(parent) = &job.parent_id {
-        line("parent", parent);
+        line("parent", &parent.to_string());
     }
     line("created", &output::time(Some(job.created_at)));
     line("run at", &output::time(Some(job.run_at)));
@@ -475,7 +402,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            enqueue_body(t.e).await.unwrap(),
+            serde_json::to_value(enqueue_body(t.e).await.unwrap()).unwrap(),
             json!({"handler": "hello", "payload": {"a": 1}, "queue": "q",
                    "idempotency_key": "k", "priority": -2, "max_attempts": 3,
                    "limits": {"fuel": 10}})

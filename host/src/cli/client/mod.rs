@@ -4,11 +4,12 @@
 //! Output is for people by default (aligned tables, short lines) and, with `--json`, the API's
 //! JSON answer as it came, one document, for scripts. A problem answer prints
 //! `error: <title>: <detail>` on stderr and exits 1; bad command-line input exits 2.
+//!
+//! The calls themselves are `spool-client`'s; what is here is the command line and the output.
 
 mod batch;
 mod dead;
 mod handlers;
-mod http;
 mod jobs;
 mod output;
 mod schedules;
@@ -16,6 +17,7 @@ mod tenants;
 
 use std::process::ExitCode;
 
+use spool_client::{Client, Reply};
 use url::Url;
 
 pub use dead::DeadArgs;
@@ -23,8 +25,6 @@ pub use handlers::HandlerArgs;
 pub use jobs::JobArgs;
 pub use schedules::ScheduleArgs;
 pub use tenants::TenantArgs;
-
-use http::{Client, Usage};
 
 /// The URL the client talks to when neither `--url` nor `SPOOL_URL` is given.
 const URL_DEFAULT: &str = "http://127.0.0.1:8080";
@@ -74,9 +74,21 @@ impl Connection {
             Some(url) => url.clone(),
             None => Url::parse(URL_DEFAULT).expect("the default URL parses"),
         };
-        Client::new(url, token, tenant)
+        Client::builder(url, token)
+            .tenant(tenant)
+            .user_agent(concat!("spool-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| match e {
+                spool_client::Error::BadUrl(_) => Usage(format!("--url {e}")),
+                e => Usage(e.to_string()),
+            })
     }
 }
+
+/// Settings missing or malformed before any request is made: exit code 2, like bad flags.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Maps what a client command returned to an exit code, printing the error: 1 for anything
 /// that went wrong talking to the API or reading files, 2 for missing settings.
@@ -124,16 +136,16 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
 
-/// Prints `answer`: as it came with `--json`, else parsed as `T` and shown by `human`.
+/// Prints `reply`: as it came with `--json`, else parsed as `T` and shown by `human`.
 fn show<T: serde::de::DeserializeOwned>(
-    answer: &http::Answer,
+    reply: &Reply<T>,
     json: bool,
     human: impl FnOnce(T),
 ) -> anyhow::Result<()> {
     if json {
-        output::print_line(&answer.text());
+        output::print_line(&reply.text());
     } else {
-        human(answer.parse()?);
+        human(reply.value()?);
     }
     Ok(())
 }

@@ -4,12 +4,11 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
-use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use spool_client::types::{RunView, ScheduleList, SchedulePatch, ScheduleView};
+use spool_client::{Client, Method, StatusCode};
 
-use super::http::Client;
 use super::output::{self, Table};
 use super::{Connection, parse_json, show};
 
@@ -91,48 +90,6 @@ struct CreateArgs {
     paused: bool,
 }
 
-/// A run, as the API answers it.
-#[derive(Debug, Deserialize)]
-struct RunView {
-    tick_at: DateTime<Utc>,
-    outcome: String,
-    job_id: Option<String>,
-    job_state: Option<String>,
-    #[serde(default)]
-    detail: Option<String>,
-}
-
-impl RunView {
-    /// What the run came to, in a word: the job's state, or the tick's outcome without one.
-    fn word(&self) -> &str {
-        match (self.outcome.as_str(), &self.job_state) {
-            ("enqueued" | "duplicate", Some(state)) => state,
-            (outcome, _) => outcome,
-        }
-    }
-}
-
-/// A schedule, as the API answers it.
-#[derive(Debug, Deserialize)]
-struct ScheduleView {
-    name: String,
-    cron: String,
-    timezone: String,
-    handler: String,
-    queue: String,
-    overlap: String,
-    catch_up: String,
-    enabled: bool,
-    next_fire_times: Vec<DateTime<Utc>>,
-    last_fired_at: Option<DateTime<Utc>>,
-    last_runs: Vec<RunView>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ScheduleList {
-    schedules: Vec<ScheduleView>,
-}
-
 /// Runs a `spool schedule` subcommand.
 pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let client = args.conn.client(false)?;
@@ -170,8 +127,14 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
                     body[field] = value;
                 }
             }
-            let answer = client.post(&["schedules"], &body).await?;
-            show(&answer, json, |s: ScheduleView| {
+            // The payload and limits go as they were typed: the API names what it does not
+            // take.
+            let reply = client
+                .request::<ScheduleView>(Method::POST, &["schedules"])
+                .json(&body)
+                .reply()
+                .await?;
+            show(&reply, json, |s| {
                 output::print(&format!(
                     "created schedule {} ({}); next: {}\n",
                     s.name,
@@ -181,8 +144,8 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             })
         }
         ScheduleCommand::List => {
-            let answer = client.get(&["schedules"], &[]).await?;
-            show(&answer, json, |list: ScheduleList| {
+            let reply = client.schedule_list().reply().await?;
+            show(&reply, json, |list: ScheduleList| {
                 let mut table = Table::new(&[
                     "NAME", "CRON", "TIMEZONE", "HANDLER", "STATE", "NEXT", "LAST", "RUNS",
                 ]);
@@ -197,7 +160,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
                         output::time(s.last_fired_at),
                         s.last_runs
                             .iter()
-                            .map(RunView::word)
+                            .map(run_word)
                             .collect::<Vec<_>>()
                             .join(","),
                     ]);
@@ -206,16 +169,16 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             })
         }
         ScheduleCommand::Get { name } => {
-            let answer = client.get(&["schedules", &name], &[]).await?;
-            show(&answer, json, print_schedule)
+            let reply = client.schedule_get(&name).reply().await?;
+            show(&reply, json, print_schedule)
         }
         ScheduleCommand::Pause { name } => pause(&client, json, &name, true).await,
         ScheduleCommand::Resume { name } => pause(&client, json, &name, false).await,
         ScheduleCommand::Delete { name } => {
-            let answer = client.delete(&["schedules", &name]).await?;
+            let reply = client.schedule_delete(&name).reply().await?;
             if json {
-                if !answer.body.is_empty() {
-                    output::print_line(&answer.text());
+                if !reply.body.is_empty() {
+                    output::print_line(&reply.text());
                 }
             } else {
                 output::print(&format!("deleted schedule {name}\n"));
@@ -227,10 +190,12 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
 
 /// Pauses (or resumes) schedule `name`.
 async fn pause(client: &Client, json: bool, name: &str, pause: bool) -> anyhow::Result<()> {
-    let answer = client
-        .patch(&["schedules", name], &json!({"enabled": !pause}))
-        .await?;
-    show(&answer, json, |s: ScheduleView| {
+    let patch = SchedulePatch {
+        enabled: Some(!pause),
+        ..SchedulePatch::default()
+    };
+    let reply = client.schedule_update(name, &patch).reply().await?;
+    show(&reply, json, |s| {
         let what = if pause { "paused" } else { "resumed" };
         output::print(&format!(
             "{what} schedule {}; next: {}\n",
@@ -238,6 +203,14 @@ async fn pause(client: &Client, json: bool, name: &str, pause: bool) -> anyhow::
             output::time(s.next_fire_times.first().copied())
         ));
     })
+}
+
+/// What a run came to, in a word: the job's state, or the tick's outcome without one.
+fn run_word(run: &RunView) -> &str {
+    match (run.outcome.as_str(), &run.job_state) {
+        ("enqueued" | "duplicate", Some(state)) => state,
+        (outcome, _) => outcome,
+    }
 }
 
 fn state(s: &ScheduleView) -> &'static str {
@@ -273,7 +246,7 @@ fn print_schedule(s: ScheduleView) {
                 Some(detail) => format!("{}: {}", r.outcome, output::short(detail, 60)),
                 None => r.outcome.clone(),
             },
-            r.job_id.clone().unwrap_or_else(|| "-".into()),
+            r.job_id.map_or_else(|| "-".into(), |id| id.to_string()),
             r.job_state.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
@@ -319,12 +292,14 @@ pub async fn apply_manifest(
         if body.get("handler").is_none() {
             body["handler"] = json!(handler);
         }
-        let answer = client
-            .put_json(&["schedules", &name], &body)
+        let reply = client
+            .request::<ScheduleView>(Method::PUT, &["schedules", &name])
+            .json(&body)
+            .reply()
             .await
             .with_context(|| format!("{}: schedule {name:?}", path.display()))?;
         if !json {
-            let what = if answer.status == StatusCode::CREATED {
+            let what = if reply.status == StatusCode::CREATED {
                 "created"
             } else {
                 "applied"

@@ -1,9 +1,8 @@
 //! `spool tenant create|list` (admin token).
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use spool::model::TenantLimits;
+use spool_client::Method;
+use spool_client::types::{TenantList, TenantView};
 
 use super::output::{self, Table};
 use super::{Connection, parse_json, show};
@@ -36,23 +35,6 @@ enum TenantCommand {
     List,
 }
 
-/// A tenant as the API answers it.
-#[derive(Debug, Deserialize)]
-struct TenantView {
-    name: String,
-    limits: TenantLimits,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    created_at: DateTime<Utc>,
-    #[serde(default)]
-    token: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TenantList {
-    tenants: Vec<TenantView>,
-}
-
 /// Runs a `spool tenant` subcommand.
 pub async fn run(args: TenantArgs) -> anyhow::Result<()> {
     let client = args.conn.client(true)?;
@@ -67,8 +49,13 @@ pub async fn run(args: TenantArgs) -> anyhow::Result<()> {
             if let Some(limits) = limits {
                 body["limits"] = limits;
             }
-            let answer = client.post(&["tenants"], &body).await?;
-            show(&answer, json, |tenant: TenantView| {
+            // The limits go as they were typed: the API names what it does not take.
+            let reply = client
+                .request::<TenantView>(Method::POST, &["tenants"])
+                .json(&body)
+                .reply()
+                .await?;
+            show(&reply, json, |tenant| {
                 output::print(&format!(
                     "created tenant {}; its token, shown once:\n{}\n",
                     tenant.name,
@@ -77,8 +64,8 @@ pub async fn run(args: TenantArgs) -> anyhow::Result<()> {
             })
         }
         TenantCommand::List => {
-            let answer = client.get(&["tenants"], &[]).await?;
-            show(&answer, json, |list: TenantList| {
+            let reply = client.tenant_list().reply().await?;
+            show(&reply, json, |list: TenantList| {
                 let mut table = Table::new(&[
                     "NAME",
                     "CREATED",

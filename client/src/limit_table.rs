@@ -82,8 +82,8 @@ macro_rules! tenant_limits {
         $(#[doc = $spec_doc])*
         #[derive(
             Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-            utoipa::ToSchema,
         )]
+        #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct $Spec {
             $(
@@ -96,8 +96,8 @@ macro_rules! tenant_limits {
         $(#[doc = $limits_doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-            utoipa::ToSchema,
         )]
+        #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
         pub struct $Limits {
             $(
                 #[doc = $shown]
@@ -108,8 +108,8 @@ macro_rules! tenant_limits {
         $(#[doc = $job_spec_doc])*
         #[derive(
             Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-            utoipa::ToSchema,
         )]
+        #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct $JobSpec {
             $($($(
@@ -135,10 +135,10 @@ macro_rules! tenant_limits {
 
             /// The per-attempt caps these limits put on every job of the tenant; what no
             /// tenant limit caps takes its default.
-            pub fn attempt_caps(&self) -> $crate::model::Limits {
-                $crate::model::Limits {
+            pub fn attempt_caps(&self) -> $crate::limits::Limits {
+                $crate::limits::Limits {
                     $($($attempt: $conv(self.$name),)?)*
-                    ..$crate::model::Limits::default()
+                    ..$crate::limits::Limits::default()
                 }
             }
         }
@@ -176,10 +176,10 @@ macro_rules! tenant_limits {
             }
         }
 
-        impl $crate::model::Limits {
+        impl $crate::limits::Limits {
             /// Returns these limits with the fields `spec` sets replaced (in these units).
-            pub fn with(&self, spec: &$JobSpec) -> $crate::model::Limits {
-                $crate::model::Limits {
+            pub fn with(&self, spec: &$JobSpec) -> $crate::limits::Limits {
+                $crate::limits::Limits {
                     $($($($attempt: limit_row!($job_doc => spec.$name.map_or(self.$attempt, $conv)),)?)?)*
                     ..*self
                 }

@@ -2,6 +2,10 @@
 //! tenant may be given ([`TenantLimitSpec`], [`TenantLimits`]) or a job may ask for
 //! ([`LimitSpec`]). A new limit is one row; `limit_table.rs` writes out the structs and the
 //! field-by-field functions.
+//!
+//! They live in the client crate because they are part of the API: a tenant's limits are what
+//! `/v1/tenants` answers and takes, and a job's what `POST /v1/jobs` takes. The server
+//! re-exports them as `spool::model::{Limits, TenantLimits, ...}`.
 
 use std::convert::identity;
 use std::time::Duration;
