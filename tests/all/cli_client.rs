@@ -2,12 +2,12 @@
 //! `$SPOOL_BIN`) against the real API served in-process on a loopback port over a fresh
 //! database, with a real worker where jobs must run.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use spool_tests::cli::Run;
 use spool_tests::server::{ADMIN_TOKEN, Options, TestServer};
-use spool_tests::{components_dir, spool_bin, workspace_root};
+use spool_tests::{components_dir, workspace_root};
 
 /// How long a job may take to reach the state a test waits for.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -88,82 +88,12 @@ impl Spool {
     }
 }
 
-/// What a `spool` process did.
-#[derive(Debug)]
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts that it exited 0.
-    fn success(self) -> Run {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "spool {:?} failed: {self:#?}",
-            self.args
-        );
-        self
-    }
-
-    /// Asserts that it exited `code`, with `needle` in its stderr.
-    fn failure(self, code: i32, needle: &str) -> Run {
-        assert_eq!(self.code, Some(code), "spool {:?}: {self:#?}", self.args);
-        assert!(
-            self.stderr.contains(needle),
-            "spool {:?}: stderr lacks {needle:?}: {self:#?}",
-            self.args
-        );
-        self
-    }
-
-    /// Parses stdout as one JSON document.
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("spool {:?}: stdout is not JSON: {e}: {self:#?}", self.args))
-    }
-
-    /// Returns the job id in a line like `enqueued ID (available)`.
-    fn id_after(&self, word: &str) -> String {
-        let rest = self
-            .stdout
-            .trim()
-            .strip_prefix(word)
-            .unwrap_or_else(|| panic!("expected {word:?} ...: {self:#?}"));
-        let id = rest.split_whitespace().next().expect("an id").to_string();
-        uuid::Uuid::parse_str(&id).unwrap_or_else(|e| panic!("{id:?} is not an id: {e}"));
-        id
-    }
-}
-
 /// Runs the `spool` binary with `args`, `SPOOL_URL=url` and `env`, and none of the client's
 /// other settings from the test's own environment.
 async fn run(url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(spool_bin());
-    command
-        .args(args)
-        .env_remove("SPOOL_TOKEN")
-        .env_remove("SPOOL_ADMIN_TOKEN")
-        .env("SPOOL_URL", url)
-        .env("SPOOL_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let out = tokio::time::timeout(PATIENCE, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("spool {args:?} took over {PATIENCE:?}"))
-        .expect("running spool");
-    Run {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    let mut env = env.to_vec();
+    env.push(("SPOOL_URL", url));
+    Run::spool(args, &env, None, PATIENCE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

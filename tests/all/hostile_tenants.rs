@@ -406,7 +406,7 @@ async fn long_jobs_of_one_tenant_leave_slots_for_work_arriving_meanwhile() {
     let ids = victim_jobs(&server, &victim, 1).await;
     server
         .wait_job(&victim, &ids[0], Duration::from_secs(10), |j| {
-            j["state"] == "completed"
+            j.state == "completed"
         })
         .await;
     eprintln!("the victim's job completed in {:?}", started.elapsed());

@@ -13,6 +13,7 @@ mod dev;
 mod durability;
 mod enqueue;
 mod fairness;
+mod handler_projects;
 mod hardening;
 mod hostile_tenants;
 mod hot_keys;

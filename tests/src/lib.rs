@@ -3,6 +3,7 @@
 //! in the background and a server.
 
 pub mod background;
+pub mod cli;
 pub mod db;
 pub mod factory;
 pub mod server;

@@ -135,7 +135,10 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
         "{:?} is not a valid handler name: use letters, digits, '-', '_' and '.'",
         args.name
     );
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
         bail!("{} exists and is not empty", dir.display());
     }
@@ -158,7 +161,7 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     }
     // Languages without an SDK bind the contract itself, at build time.
     if args.lang != Lang::Rust {
-        write(&dir.join("wit/job.wit"), JOB_WIT)?;
+        write(&dir.join("wit/job.wit"), &handler_world_only(JOB_WIT))?;
     }
     println!(
         "created {} ({:?} handler {:?})\n\nnext:\n  cd {}\n  spool build\n  spool run {} --payload '{{\"name\":\"ada\"}}'",
@@ -169,6 +172,20 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
         component_of(args.lang, &crate_name),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wit` without the `http-handler` world (from its doc comment on), which refers to WASI
+/// packages a template does not carry.
+fn handler_world_only(wit: &str) -> String {
+    let Some(world) = wit.find("\nworld http-handler") else {
+        return wit.to_string();
+    };
+    // Back over the world's doc comment to the blank line before it.
+    let start = wit[..world].rfind("\n\n").map_or(world, |blank| blank + 1);
+    let end = wit[world..]
+        .find("\n}")
+        .map_or(wit.len(), |close| world + close + 2);
+    format!("{}{}", &wit[..start], &wit[end..])
 }
 
 /// Writes `text` to `path`, creating its folder.
@@ -193,7 +210,9 @@ fn component_of(lang: Lang, crate_name: &str) -> String {
 fn sdk_path(sdk: Option<&Path>) -> anyhow::Result<String> {
     let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
     let path = sdk.unwrap_or(&built_from);
-    let path = std::fs::canonicalize(path).ok().filter(|p| p.join("Cargo.toml").is_file());
+    let path = std::fs::canonicalize(path)
+        .ok()
+        .filter(|p| p.join("Cargo.toml").is_file());
     let Some(path) = path else {
         bail!(
             "spool-guest is not on crates.io yet: pass --sdk PATH, the guest-sdk/ folder of a \
@@ -203,10 +222,24 @@ fn sdk_path(sdk: Option<&Path>) -> anyhow::Result<String> {
     Ok(path.display().to_string())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_s_wit_has_the_handler_world_and_not_the_http_one() {
+        let wit = handler_world_only(JOB_WIT);
+        assert!(wit.contains("world handler {"));
+        assert!(!wit.contains("http-handler {"), "{wit}");
+        assert!(!wit.contains("import wasi:http"));
+        assert!(wit.trim_end().ends_with('}'));
+    }
+}
+
 /// Runs `spool build`.
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let built = build_project(&args.dir)?;
-    println!("built {}", built.display());
+    println!("{}", built.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -223,7 +256,12 @@ pub fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
         bail!("{}: no [build] section", dir.join(MANIFEST).display());
     };
     let mut command = Command::new("sh");
-    command.arg("-c").arg(&build.command).current_dir(dir);
+    // The tools' chatter goes to stderr: stdout is the component's path alone.
+    command
+        .arg("-c")
+        .arg(&build.command)
+        .current_dir(dir)
+        .stdout(std::io::stderr());
     match build.toolchain {
         Some(Lang::Rust) => install_rust_target()?,
         Some(Lang::Python) => {
@@ -238,10 +276,11 @@ pub fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
         None => {}
     }
     let started = Instant::now();
-    eprintln!("spool build: {}", build.command);
-    let status = command
-        .status()
-        .context("cannot run sh")?;
+    let name = manifest
+        .handler
+        .map_or_else(|| "handler".to_string(), |h| h.name);
+    eprintln!("spool build: {name}: {}", build.command);
+    let status = command.status().context("cannot run sh")?;
     ensure!(status.success(), "the build command failed ({status})");
     let component = dir.join(&build.component);
     let bytes = std::fs::read(&component).with_context(|| {
@@ -251,7 +290,8 @@ pub fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
         )
     })?;
     eprintln!(
-        "spool build: {} bytes, sha256 {}, in {:.1} s",
+        "spool build: built {name}: {} ({} bytes, sha256 {}) in {:.1} s",
+        component.display(),
         bytes.len(),
         spool::runtime::cache::digest(&bytes),
         started.elapsed().as_secs_f64()
@@ -286,6 +326,8 @@ fn install_rust_target() -> anyhow::Result<()> {
 /// or older than the requirements; returns the venv's `bin`.
 fn install_python(dir: &Path) -> anyhow::Result<PathBuf> {
     let venv = dir.join(".venv");
+    // A `.venv` linked to a folder elsewhere is made there.
+    let venv = std::fs::canonicalize(&venv).unwrap_or(venv);
     let bin = venv.join("bin");
     let requirements = dir.join("requirements.txt");
     let stamp = venv.join(".spool-installed");
@@ -302,9 +344,19 @@ fn install_python(dir: &Path) -> anyhow::Result<PathBuf> {
         ensure!(status.success(), "creating the virtualenv failed");
     }
     if requirements.is_file() && newer(&requirements, &stamp) {
-        eprintln!("spool build: installing requirements.txt into {}", venv.display());
+        eprintln!(
+            "spool build: installing requirements.txt into {}",
+            venv.display()
+        );
         let status = Command::new(bin.join("python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements)
             .status()?;
         ensure!(status.success(), "pip install -r requirements.txt failed");

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::output::{self, Table};
 use super::{Connection, show};
+use crate::cli::project;
 
 /// The size of each chunk of an upload read from the file.
 const CHUNK_BYTES: usize = 64 << 10;
@@ -30,12 +31,13 @@ pub struct HandlerArgs {
 #[derive(Debug, clap::Subcommand)]
 enum HandlerCommand {
     /// Upload a component as the handler's new version; the server validates and compiles it
-    /// first, and jobs enqueued from then on run it. A `spool.toml` beside the component with
+    /// first, and jobs enqueued from then on run it. Given a handler project's folder, builds
+    /// it first (`spool build`). A `spool.toml` beside the component (or in the folder) with
     /// `[[schedule]]` tables creates or updates those schedules of the handler.
     Upload {
         /// The handler's name.
         name: String,
-        /// The component (`.wasm`).
+        /// The component (`.wasm`), or a handler project's folder.
         file: PathBuf,
     },
     /// List the handlers.
@@ -58,14 +60,20 @@ pub async fn run(args: HandlerArgs) -> anyhow::Result<()> {
     let json = args.conn.json;
     match args.command {
         HandlerCommand::Upload { name, file } => {
-            upload(&client, json, &name, &file).await?;
-            let dir = file.parent().unwrap_or(Path::new("."));
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
+            let (component, dir) = if file.is_dir() {
+                let project = file.clone();
+                let built =
+                    tokio::task::spawn_blocking(move || project::build_project(&project)).await??;
+                (built, file)
             } else {
-                dir
+                let dir = match file.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                (file, dir)
             };
-            super::schedules::apply_manifest(&client, json, dir, &name).await?;
+            upload(&client, json, &name, &component).await?;
+            super::schedules::apply_manifest(&client, json, &dir, &name).await?;
             Ok(())
         }
         HandlerCommand::List => {

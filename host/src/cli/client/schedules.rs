@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use spool_client::types::{RunView, ScheduleList, SchedulePatch, ScheduleView};
 use spool_client::{Client, Method, StatusCode};
 
 use super::output::{self, Table};
 use super::{Connection, parse_json, show};
+use crate::cli::project::{MANIFEST, Manifest};
 
 /// Arguments of `spool schedule`.
 #[derive(Debug, clap::Args)]
@@ -253,19 +253,6 @@ fn print_schedule(s: ScheduleView) {
     table.print("no runs yet");
 }
 
-/// The file beside a handler's component that declares its schedules.
-pub const MANIFEST: &str = "spool.toml";
-
-/// `spool.toml`: what `spool handler upload` reads beside the component.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    /// `[[schedule]]` tables: each a `PUT /v1/schedules/{name}` body, `handler` defaulting to
-    /// the uploaded handler.
-    #[serde(default)]
-    schedule: Vec<toml::Table>,
-}
-
 /// Applies the `[[schedule]]` tables of the `spool.toml` in `dir`, if there is one, as
 /// schedules of `handler` (an upsert each: applying the same file twice changes nothing).
 /// Returns how many were applied. Prints a line for each, but nothing with `--json` (whose
@@ -277,13 +264,9 @@ pub async fn apply_manifest(
     handler: &str,
 ) -> anyhow::Result<usize> {
     let path = dir.join(MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let Some(manifest) = Manifest::read(dir)? else {
+        return Ok(0);
     };
-    let manifest: Manifest =
-        toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
     for (i, table) in manifest.schedule.iter().enumerate() {
         let mut body = serde_json::to_value(table).expect("TOML converts to JSON");
         let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_string) else {
