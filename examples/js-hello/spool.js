@@ -17,10 +17,10 @@
  *   whose `payload` is the WIT variant): a store that is `unavailable` is a retry, every
  *   other store or follow-up error is permanent (a retry would hit the same limit).
  * - Anything else (a `TypeError`, a `SyntaxError`, a rejected promise): a bug, as a Rust panic
- *   or a Python exception escaping `run` is. Its message and stack go to the job's log as one
- *   `error` line, and the attempt traps; Spool retries a trap with backoff like a retry.
- *   Without this, the log would say only that the value thrown was no `failure`, without
- *   the handler's stack.
+ *   or a Python exception escaping `run` is. Its message and then its stack, a frame a line,
+ *   go to the job's log as `error` lines, and the attempt traps; Spool retries a trap with
+ *   backoff like a retry. Without this, the log would say only that the value thrown was no
+ *   `failure`, without the handler's stack.
  *
  * What `run` returns becomes the job's result: a `Uint8Array` as it is, anything else as its
  * JSON text.
@@ -148,10 +148,25 @@ function toFailure(thrown) {
       return IMPORT_ERRORS[tag](val);
     }
   }
-  const stack = errorLike(thrown) && typeof thrown.stack === 'string' ? thrown.stack.trimEnd() : '';
-  log('error', `uncaught exception: ${describe(thrown)}`, stack ? [['stack', stack]] : []);
+  log('error', `uncaught exception: ${describe(thrown)}`, []);
+  // A line a frame, like a Python traceback: a log line's text is one line wherever it is shown
+  // (`spool job get` escapes a newline). SpiderMonkey writes a frame as `function@file:line:col`.
+  const frames = errorLike(thrown) && typeof thrown.stack === 'string' ? thrown.stack.split('\n') : [];
+  const own = frames.filter((frame) => frame !== '' && !BINDINGS_FRAME.test(frame));
+  for (const frame of own.slice(0, MAX_FRAMES)) {
+    log('error', `  ${frame}`, []);
+  }
+  if (own.length > MAX_FRAMES) {
+    log('error', `  ... ${own.length - MAX_FRAMES} more frames`, []);
+  }
   return thrown;
 }
+
+/** The most stack frames an uncaught exception logs (a job's log is bounded, 64 KiB by default). */
+const MAX_FRAMES = 50;
+
+/** A frame of the bindings componentize-js generates around `run` and the imports. */
+const BINDINGS_FRAME = /@\/[^@]*\/sources\/initializer\.js:/;
 
 /**
  * @param {unknown} thrown
