@@ -1,6 +1,7 @@
 # Spool's two commands: `make demo` runs the demo, `make test` runs every test.
-# Each builds what it needs first, installing the wasm32-wasip2 target and the pinned
-# componentize-py (into target/python-venv) when missing.
+# Each builds what it needs first, installing the wasm32-wasip2 target, the pinned
+# componentize-py (into target/python-venv) and the pinned componentize-js (npm ci into
+# target/js-tools) when missing.
 
 CARGO ?= cargo
 # Every guest component the examples and tests use, by crate name.
@@ -17,6 +18,7 @@ guests:
 		|| rustup target add wasm32-wasip2
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_GUESTS))
 	scripts/build-python.sh
+	scripts/build-js.sh
 
 ## Runs the demo: an order-fulfilment flow over the HTTP API, on DATABASE_URL or, when it is
 ## unset, on a private PostgreSQL cluster under .spool/ (the embedded default `spool dev` uses).

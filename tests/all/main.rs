@@ -18,6 +18,7 @@ mod hardening;
 mod hostile_tenants;
 mod hot_keys;
 mod http;
+mod javascript;
 mod lifecycle;
 mod limits;
 mod logs;

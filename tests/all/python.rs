@@ -1,6 +1,6 @@
 //! The Python proof: a handler built with componentize-py runs like a Rust one.
 
-use spool::model::{ErrorKind, Outcome, WriteOp};
+use spool::model::{ErrorKind, LogSource, Outcome, WriteOp};
 use spool_tests::{json_result, run};
 
 #[tokio::test]
@@ -49,4 +49,31 @@ async fn python_failures_map_to_retry_and_permanent() {
         permanent.outcome
     );
     assert!(permanent.store_writes.is_empty());
+}
+
+#[tokio::test]
+async fn an_uncaught_python_exception_logs_its_traceback_and_traps() {
+    let attempt = run("python-hello", serde_json::json!({"fail": "throw"})).await;
+    // A bug, as a Rust panic is: componentize-py prints the traceback and the attempt traps.
+    assert_eq!(attempt.outcome.error_kind(), Some(ErrorKind::Trap));
+    let stderr: Vec<&str> = attempt
+        .logs
+        .iter()
+        .filter(|l| l.source == LogSource::Stderr)
+        .map(|l| l.message.as_str())
+        .collect();
+    let traceback = stderr
+        .iter()
+        .position(|l| *l == "Traceback (most recent call last):")
+        .unwrap_or_else(|| panic!("no traceback on stderr: {stderr:#?}"));
+    let rest = &stderr[traceback..];
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("app.py\", line ") && l.ends_with(", in run")),
+        "the traceback names the handler's frame: {rest:#?}"
+    );
+    assert!(
+        rest.contains(&"RuntimeError: asked to throw"),
+        "the traceback ends with the exception: {rest:#?}"
+    );
 }
