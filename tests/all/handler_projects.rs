@@ -35,6 +35,12 @@ const PYTHON: Lang = Lang {
     cache: ".venv",
 };
 
+const JS: Lang = Lang {
+    name: "js",
+    component: "build/greeter.wasm",
+    cache: "node_modules",
+};
+
 /// Walks the guide for `lang`.
 async fn walk_the_guide(lang: Lang) {
     let scratch = tempfile::tempdir().expect("a scratch folder");
@@ -136,4 +142,9 @@ async fn a_rust_handler_goes_from_spool_new_to_a_completed_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_handler_goes_from_spool_new_to_a_completed_job() {
     walk_the_guide(PYTHON).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_handler_goes_from_spool_new_to_a_completed_job() {
+    walk_the_guide(JS).await;
 }

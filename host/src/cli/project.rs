@@ -71,6 +71,8 @@ pub enum Lang {
     Rust,
     /// Python, built with componentize-py.
     Python,
+    /// JavaScript, built with componentize-js.
+    Js,
 }
 
 /// Arguments of `spool new`.
@@ -120,6 +122,16 @@ const RUST: &[TemplateFile] = template!("rust":
     ".gitignore" => "gitignore",
 );
 
+const JS: &[TemplateFile] = template!("js":
+    "app.js" => "app.js",
+    // The example's adapter between `run` and a handler function, as it is.
+    "spool.js" => "../../../examples/js-hello/spool.js",
+    "package.json" => "package.json",
+    "spool.toml" => "spool.toml",
+    "README.md" => "README.md",
+    ".gitignore" => "gitignore",
+);
+
 const PYTHON: &[TemplateFile] = template!("python":
     "app.py" => "app.py",
     "requirements.txt" => "requirements.txt",
@@ -145,11 +157,12 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let crate_name = args.name.replace(['-', '.'], "_");
     let sdk = match args.lang {
         Lang::Rust => sdk_path(args.sdk.as_deref())?,
-        Lang::Python => String::new(),
+        Lang::Python | Lang::Js => String::new(),
     };
     let files = match args.lang {
         Lang::Rust => RUST,
         Lang::Python => PYTHON,
+        Lang::Js => JS,
     };
     for (path, text) in files {
         let target = dir.join(path);
@@ -201,7 +214,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 fn component_of(lang: Lang, crate_name: &str) -> String {
     match lang {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
-        Lang::Python => format!("build/{crate_name}.wasm"),
+        Lang::Python | Lang::Js => format!("build/{crate_name}.wasm"),
     }
 }
 
@@ -272,6 +285,11 @@ pub fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
             if let Some(venv) = bin.parent() {
                 command.env("VIRTUAL_ENV", venv);
             }
+        }
+        Some(Lang::Js) => {
+            let bin = install_js(dir)?;
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            command.env("PATH", prepend(&bin, &path)?);
         }
         None => {}
     }
@@ -363,6 +381,23 @@ fn install_python(dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::write(&stamp, "")?;
     }
     Ok(std::fs::canonicalize(bin)?)
+}
+
+/// Runs `npm install` in `dir` when `node_modules` is missing or older than `package.json`;
+/// returns `node_modules/.bin`.
+fn install_js(dir: &Path) -> anyhow::Result<PathBuf> {
+    let modules = dir.join("node_modules");
+    if newer(&dir.join("package.json"), &modules.join(".package-lock.json")) {
+        eprintln!("spool build: npm install");
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .stdout(std::io::stderr())
+            .status()
+            .context("cannot run npm: Node.js 20 or newer with npm is needed")?;
+        ensure!(status.success(), "npm install failed");
+    }
+    Ok(std::fs::canonicalize(modules.join(".bin"))?)
 }
 
 /// Whether `source` changed after `stamp` was written (or there is no stamp).
