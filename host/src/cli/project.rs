@@ -387,7 +387,10 @@ fn install_python(dir: &Path) -> anyhow::Result<PathBuf> {
 /// returns `node_modules/.bin`.
 fn install_js(dir: &Path) -> anyhow::Result<PathBuf> {
     let modules = dir.join("node_modules");
-    if newer(&dir.join("package.json"), &modules.join(".package-lock.json")) {
+    if newer(
+        &dir.join("package.json"),
+        &modules.join(".package-lock.json"),
+    ) {
         eprintln!("spool build: npm install");
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund"])
