@@ -235,20 +235,6 @@ fn sdk_path(sdk: Option<&Path>) -> anyhow::Result<String> {
     Ok(path.display().to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_template_s_wit_has_the_handler_world_and_not_the_http_one() {
-        let wit = handler_world_only(JOB_WIT);
-        assert!(wit.contains("world handler {"));
-        assert!(!wit.contains("http-handler {"), "{wit}");
-        assert!(!wit.contains("import wasi:http"));
-        assert!(wit.trim_end().ends_with('}'));
-    }
-}
-
 /// Runs `spool build`.
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let built = build_project(&args.dir)?;
@@ -417,4 +403,18 @@ fn prepend(dir: &Path, path: &OsString) -> anyhow::Result<OsString> {
     let mut dirs = vec![dir.to_path_buf()];
     dirs.extend(std::env::split_paths(path));
     Ok(std::env::join_paths(dirs)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_s_wit_has_the_handler_world_and_not_the_http_one() {
+        let wit = handler_world_only(JOB_WIT);
+        assert!(wit.contains("world handler {"));
+        assert!(!wit.contains("http-handler {"), "{wit}");
+        assert!(!wit.contains("import wasi:http"));
+        assert!(wit.trim_end().ends_with('}'));
+    }
 }
