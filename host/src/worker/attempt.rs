@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use super::completer::{Done, Finished};
 use super::fields::{self, JobFields, job_event};
@@ -22,7 +22,7 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
     quotas: Arc<Quotas>,
     finished: mpsc::UnboundedSender<Done>,
-    slot: OwnedSemaphorePermit,
+    slot: super::producer::Slot,
 ) {
     let running = metrics.worker_running();
     let fields = JobFields::of(&job);

@@ -3,10 +3,10 @@
 //! it, the heartbeat that extends the leases of everything held, and the `LISTEN` task.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -15,16 +15,50 @@ use super::{Held, HeldJobs, Worker, WorkerConfig, WorkerStats, attempt, complete
 use crate::model::ClaimedJob;
 use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 
-/// How many of this worker's slots each tenant's attempts take now, for the claim's fair
-/// share of them. Attempts that finished and wait for the group commit hold no slot.
-fn held_by_tenant(held: &HeldJobs) -> Vec<(i64, u32)> {
-    let mut counts: HashMap<i64, u32> = HashMap::new();
-    for job in lock(held).values() {
-        if job.abort.as_ref().is_none_or(|task| !task.is_finished()) {
-            *counts.entry(job.tenant_id).or_default() += 1;
+/// How many of this worker's slots each tenant's attempts take now.
+#[derive(Debug, Default, Clone)]
+struct SlotsByTenant(Arc<Mutex<HashMap<i64, u32>>>);
+
+impl SlotsByTenant {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `(tenant, slots)` for each tenant holding any, for the claim's fair share.
+    fn snapshot(&self) -> Vec<(i64, u32)> {
+        self.lock().iter().map(|(&t, &n)| (t, n)).collect()
+    }
+
+    /// Takes `permit` for an attempt of `tenant`.
+    fn take(&self, tenant: i64, permit: OwnedSemaphorePermit) -> Slot {
+        *self.lock().entry(tenant).or_default() += 1;
+        Slot {
+            tenant,
+            by_tenant: self.clone(),
+            _permit: permit,
         }
     }
-    counts.into_iter().collect()
+}
+
+/// One attempt's slot. Dropped when the attempt ends (or is aborted): the tenant's count
+/// goes down before the permit is given back, so a producer woken by the permit sees it.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    tenant: i64,
+    by_tenant: SlotsByTenant,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.by_tenant.lock();
+        if let Some(n) = counts.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 /// Whether a tenant holds `most` jobs (the most it may) once `claimed` joins `held`.
@@ -42,6 +76,7 @@ impl Worker {
     pub async fn run(&self, shutdown: CancellationToken) -> WorkerStats {
         let held: HeldJobs = Arc::default();
         let slots = Arc::new(Semaphore::new(self.config.slots));
+        let by_tenant = SlotsByTenant::default();
         let wake = Arc::new(Notify::new());
         let committed = Arc::new(Notify::new());
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
@@ -105,7 +140,7 @@ impl Worker {
             let queue = &self.config.queues[queue_turn % self.config.queues.len()];
             queue_turn = queue_turn.wrapping_add(1);
             let limit = (free as u32).min(self.config.claim_batch);
-            let held_by_tenant = held_by_tenant(&held);
+            let held_by_tenant = by_tenant.snapshot();
             let claimed = match self
                 .store
                 .job_claim_sharing(
@@ -135,6 +170,7 @@ impl Worker {
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).claimed += got as u64;
             for job in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("never closed");
+                let slot = by_tenant.take(job.tenant_id, permit);
                 lock(&held).insert(
                     job.id,
                     Held {
@@ -151,7 +187,7 @@ impl Worker {
                     self.metrics.clone(),
                     self.quotas.clone(),
                     finished_tx.clone(),
-                    permit,
+                    slot,
                 ));
                 if let Some(h) = lock(&held).get_mut(&id) {
                     h.abort = Some(task);
@@ -159,16 +195,17 @@ impl Worker {
             }
             // After a round of short batches every queue is drained for now: wait for a
             // notification or the poll interval, or, when a tenant is at its share of the
-            // slots, for a commit to free some of them. After a full batch there may be more.
+            // slots, for one more slot to be given back. After a full batch there may be more.
             round_was_full |= got == limit as usize;
             if queue_turn.is_multiple_of(self.config.queues.len())
                 && !std::mem::take(&mut round_was_full)
             {
                 let capped = std::mem::take(&mut round_was_capped);
+                let one_more = (slots.available_permits() + 1).min(self.config.slots) as u32;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = wake.notified() => {}
-                    _ = committed.notified(), if capped => {}
+                    _ = slots.acquire_many(one_more), if capped => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
             } else if queue_turn.is_multiple_of(self.config.queues.len()) {
