@@ -116,8 +116,8 @@ impl Worker {
         // Whether any queue in the current round gave a full batch (so there may be more).
         let mut round_was_full = false;
         // Whether a tenant held all the slots it may in the current round: its claim came
-        // back short for that, not for want of work, so a commit (slots freed) is worth a
-        // new claim before the next notification or poll.
+        // back short for that, not for want of work, so a slot given back is worth a new
+        // claim before the next notification or poll.
         let mut round_was_capped = false;
         while !shutdown.is_cancelled() {
             // Reap finished attempt tasks so the set does not grow without bound.
