@@ -1,24 +1,40 @@
-//! Dead letters: listed, redriven and discarded.
+//! Dead letters: listed, redriven and discarded; retry and cancel of jobs in other states.
 
 use super::{WAIT, acme, problem, with_worker};
 use serde_json::json;
+use spool_tests::server::TestServer;
 
-#[tokio::test]
-async fn dead_letters_are_listed_redriven_and_discarded() {
-    let (s, token) = acme(with_worker(), json!({}), &[("hostile", "hostile")]).await;
+/// Starts a server with a worker and tenant `acme`, and lets one job die (a panic, one
+/// attempt) on each of `queues`; returns the server, the token and the dead jobs' ids.
+async fn dead_jobs(queues: &[&str]) -> (TestServer, String, Vec<String>) {
+    let (s, token) = acme(
+        with_worker(),
+        json!({}),
+        &[("hostile", "hostile"), ("hello", "hello")],
+    )
+    .await;
     let mut ids = Vec::new();
-    for i in 0..3 {
+    for (i, queue) in queues.iter().enumerate() {
         let job = s
             .post(
                 "/v1/jobs",
                 &token,
                 json!({"handler": "hostile", "payload": {"action": "panic", "n": i},
-                       "max_attempts": 1, "queue": if i == 2 { "other" } else { "default" }}),
+                       "max_attempts": 1, "queue": queue}),
             )
             .await;
         assert_eq!(job.0, 201, "{}", job.1);
         ids.push(job.1["id"].as_str().unwrap().to_string());
     }
+    for id in &ids {
+        s.wait_job(&token, id, WAIT, |j| j.state == "dead").await;
+    }
+    (s, token, ids)
+}
+
+#[tokio::test]
+async fn a_dead_job_is_listed_with_its_trap_and_filtered_by_queue() {
+    let (s, token, ids) = dead_jobs(&["default", "default", "other"]).await;
     for id in &ids {
         let dead = s.wait_job(&token, id, WAIT, |j| j.state == "dead").await;
         let errors = &dead.errors;
@@ -31,9 +47,14 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
     assert_eq!(dead.1["jobs"].as_array().unwrap().len(), 3);
     let dead_other = s.get("/v1/dead?queue=other", &token).await;
     assert_eq!(dead_other.1["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(dead_other.1["jobs"][0]["id"], ids[2].as_str());
     problem(&s.get("/v1/dead?state=completed", &token).await, 400);
+    s.stop().await;
+}
 
-    // One by id: back to available with one more attempt, then dead again.
+#[tokio::test]
+async fn a_dead_job_retried_by_id_runs_again_with_one_more_attempt() {
+    let (s, token, ids) = dead_jobs(&["default"]).await;
     let retried = s
         .post(&format!("/v1/jobs/{}/retry", ids[0]), &token, json!({}))
         .await;
@@ -45,8 +66,12 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
         })
         .await;
     assert_eq!(again.errors.len(), 2);
-    // Retrying a job that is not dead or cancelled is a conflict.
-    assert_eq!(s.upload(&token, "hello", "hello").await.0, 201);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn retrying_a_pending_job_or_cancelling_twice_is_a_conflict_and_a_cancelled_job_retries() {
+    let (s, token) = acme(with_worker(), json!({}), &[("hello", "hello")]).await;
     let pending = s
         .post(
             "/v1/jobs",
@@ -60,7 +85,6 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
             .await,
         409,
     );
-    // Cancel: once, then a conflict; a cancelled job can be retried.
     let cancelled = s
         .post(&format!("/v1/jobs/{pending_id}/cancel"), &token, json!({}))
         .await;
@@ -74,8 +98,13 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
         .post(&format!("/v1/jobs/{pending_id}/retry"), &token, json!({}))
         .await;
     assert_eq!(back.0, 200);
+    assert_eq!(back.1["state"], "available");
+    s.stop().await;
+}
 
-    // In bulk, by queue, then everything left; then discard.
+#[tokio::test]
+async fn dead_letters_are_retried_by_queue_and_discarded_by_id_or_all_at_once() {
+    let (s, token, ids) = dead_jobs(&["default", "default", "other"]).await;
     let by_queue = s
         .post("/v1/dead/retry", &token, json!({"queue": "other"}))
         .await;
@@ -84,6 +113,7 @@ async fn dead_letters_are_listed_redriven_and_discarded() {
         j.state == "dead" && j.attempt == 2
     })
     .await;
+    // Ids and a queue at once are ambiguous.
     problem(
         &s.post(
             "/v1/dead/retry",

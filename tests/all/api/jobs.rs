@@ -1,13 +1,13 @@
-//! Jobs: enqueue, run, read back, idempotency, and bad input answered with a 4xx.
+//! Jobs: enqueue, run, read back, idempotency keys, batches, and bad input answered with a 4xx
+//! that changes nothing.
 
 use super::{WAIT, acme, api_only, job_count, problem, with_worker};
 use serde_json::{Value, json};
 use spool_tests::server::ADMIN_TOKEN;
 
 #[tokio::test]
-async fn jobs_enqueue_run_and_read_back_with_idempotency() {
+async fn a_job_is_enqueued_run_and_read_back_with_its_result() {
     let (s, token) = acme(with_worker(), json!({}), &[("hello", "hello")]).await;
-
     let created = s
         .post(
             "/v1/jobs",
@@ -18,25 +18,6 @@ async fn jobs_enqueue_run_and_read_back_with_idempotency() {
     assert_eq!(created.0, 201, "{}", created.1);
     assert_eq!(created.1["duplicate"], false);
     let id = created.1["id"].as_str().unwrap().to_string();
-
-    let duplicate = s
-        .post(
-            "/v1/jobs",
-            &token,
-            json!({"handler": "hello", "payload": {"name": "Ada"}, "idempotency_key": "k1"}),
-        )
-        .await;
-    assert_eq!(duplicate.0, 200);
-    assert_eq!(duplicate.1["duplicate"], true);
-    assert_eq!(duplicate.1["id"], id.as_str());
-    let conflict = s
-        .post(
-            "/v1/jobs",
-            &token,
-            json!({"handler": "hello", "payload": {"name": "Bob"}, "idempotency_key": "k1"}),
-        )
-        .await;
-    assert!(problem(&conflict, 409).contains("k1"));
 
     let job = s
         .wait_job(&token, &id, WAIT, |j| j.state == "completed")
@@ -51,8 +32,40 @@ async fn jobs_enqueue_run_and_read_back_with_idempotency() {
     );
     assert!(job.finished_at.is_some());
     assert!(job.errors.is_empty());
+    let by_handler = s
+        .get("/v1/jobs?handler=hello&state=completed", &token)
+        .await;
+    assert_eq!(by_handler.1["jobs"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
 
-    // Raw bytes go in as base64 and come back the same way.
+#[tokio::test]
+async fn a_key_enqueued_again_is_a_duplicate_with_the_same_payload_and_a_conflict_with_another() {
+    let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
+    let job = json!({"handler": "hello", "payload": {"name": "Ada"}, "idempotency_key": "k1"});
+    let created = s.post("/v1/jobs", &token, job.clone()).await;
+    assert_eq!(created.0, 201, "{}", created.1);
+    let id = created.1["id"].as_str().unwrap();
+
+    let duplicate = s.post("/v1/jobs", &token, job).await;
+    assert_eq!(duplicate.0, 200);
+    assert_eq!(duplicate.1["duplicate"], true);
+    assert_eq!(duplicate.1["id"], id);
+    let conflict = s
+        .post(
+            "/v1/jobs",
+            &token,
+            json!({"handler": "hello", "payload": {"name": "Bob"}, "idempotency_key": "k1"}),
+        )
+        .await;
+    assert!(problem(&conflict, 409).contains("k1"));
+    assert_eq!(job_count(&s, &token).await, 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn raw_bytes_go_in_as_base64_and_come_back_the_same_way() {
+    let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
     let raw = s
         .post(
             "/v1/jobs",
@@ -65,8 +78,12 @@ async fn jobs_enqueue_run_and_read_back_with_idempotency() {
     let raw_id = raw.1["id"].as_str().unwrap();
     let raw_job = s.get(&format!("/v1/jobs/{raw_id}"), &token).await;
     assert_eq!(raw_job.1["payload_base64"], "AAEC/w==");
+    s.stop().await;
+}
 
-    // A batch: all enqueued, in order, paged back newest first.
+#[tokio::test]
+async fn a_batch_is_enqueued_in_order_and_paged_back_newest_first() {
+    let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
     let jobs: Vec<Value> = (0..5)
         .map(|i| json!({"handler": "hello", "payload": {"n": i}, "queue": "bulk", "delay_ms": 3_600_000}))
         .collect();
@@ -103,15 +120,11 @@ async fn jobs_enqueue_run_and_read_back_with_idempotency() {
     let mut newest_first = ids.clone();
     newest_first.reverse();
     assert_eq!(seen, newest_first);
-    let by_handler = s
-        .get("/v1/jobs?handler=hello&state=completed", &token)
-        .await;
-    assert_eq!(by_handler.1["jobs"].as_array().unwrap().len(), 1);
     s.stop().await;
 }
 
 #[tokio::test]
-async fn bad_input_gets_a_4xx_and_changes_nothing() {
+async fn a_malformed_or_invalid_job_gets_a_4xx_and_changes_nothing() {
     let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
     let before = job_count(&s, &token).await;
 
@@ -160,7 +173,13 @@ async fn bad_input_gets_a_4xx_and_changes_nothing() {
         assert_eq!(got.0, status, "{body} -> {}", got.1);
         problem(&got, status);
     }
-    // A batch with one conflicting key is refused whole.
+    assert_eq!(job_count(&s, &token).await, before);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_with_one_bad_item_is_refused_whole() {
+    let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
     s.post(
         "/v1/jobs",
         &token,
@@ -168,6 +187,8 @@ async fn bad_input_gets_a_4xx_and_changes_nothing() {
     )
     .await;
     let after_one = job_count(&s, &token).await;
+    assert_eq!(after_one, 1);
+    // One item's key is taken: none of the batch is enqueued.
     let batch = s
         .post(
             "/v1/jobs/batch",
@@ -180,7 +201,6 @@ async fn bad_input_gets_a_4xx_and_changes_nothing() {
         .await;
     assert!(problem(&batch, 409).contains("jobs[1]"));
     assert_eq!(job_count(&s, &token).await, after_one);
-    assert_eq!(after_one, before + 1);
     let bad_item = s
         .post(
             "/v1/jobs/batch",
@@ -200,7 +220,12 @@ async fn bad_input_gets_a_4xx_and_changes_nothing() {
         413,
     );
     assert_eq!(job_count(&s, &token).await, after_one);
+    s.stop().await;
+}
 
+#[tokio::test]
+async fn a_bad_list_query_is_a_400_and_an_unknown_job_a_404() {
+    let (s, token) = acme(api_only(), json!({}), &[("hello", "hello")]).await;
     problem(&s.get("/v1/jobs?state=finished", &token).await, 400);
     problem(&s.get("/v1/jobs?limit=0", &token).await, 400);
     problem(&s.get("/v1/jobs?limit=1001", &token).await, 400);

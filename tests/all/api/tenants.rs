@@ -2,11 +2,12 @@
 
 use super::{api_only, problem};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use spool_tests::server::{ADMIN_TOKEN, TestServer};
 
-#[tokio::test]
-async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
+/// Starts a server and has the admin create tenant `acme` with a fuel limit of 5000; returns
+/// the server and the creation's answer.
+async fn acme() -> (TestServer, Value) {
     let s = TestServer::start(api_only()).await;
     let created = s
         .post(
@@ -16,48 +17,45 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
         )
         .await;
     assert_eq!(created.0, 201, "{}", created.1);
-    let token = created.1["token"].as_str().unwrap().to_string();
-    assert!(token.starts_with("spool_"));
-    assert_eq!(created.1["limits"]["fuel"], 5000);
+    (s, created.1)
+}
+
+fn token_of(created: &Value) -> String {
+    created["token"].as_str().expect("a token").to_string()
+}
+
+#[tokio::test]
+async fn a_tenant_is_made_by_the_admin_with_defaults_for_the_limits_not_given() {
+    let (s, created) = acme().await;
+    assert!(token_of(&created).starts_with("spool_"));
+    assert_eq!(created["limits"]["fuel"], 5000);
     assert_eq!(
-        created.1["limits"]["max_running"], 100,
+        created["limits"]["max_running"], 100,
         "defaults fill the rest"
     );
-
-    // The token is stored hashed: it appears nowhere in the database.
+    // The token is shown once: listing tenants never shows it again.
     let listed = s.get("/v1/tenants", ADMIN_TOKEN).await;
     assert_eq!(listed.0, 200);
     assert_eq!(listed.1["tenants"][0]["name"], "acme");
     assert!(listed.1["tenants"][0].get("token").is_none());
+    s.stop().await;
+}
 
+#[tokio::test]
+async fn a_taken_name_is_a_conflict_and_a_bad_tenant_body_is_unprocessable() {
+    let (s, _) = acme().await;
     problem(
         &s.post("/v1/tenants", ADMIN_TOKEN, json!({"name": "acme"}))
             .await,
         409,
     );
-    problem(
-        &s.post("/v1/tenants", ADMIN_TOKEN, json!({"name": "no spaces"}))
-            .await,
-        422,
-    );
-    problem(
-        &s.post(
-            "/v1/tenants",
-            ADMIN_TOKEN,
-            json!({"name": "x", "limits": {"fuel": 0}}),
-        )
-        .await,
-        422,
-    );
-    problem(
-        &s.post(
-            "/v1/tenants",
-            ADMIN_TOKEN,
-            json!({"name": "x", "limitz": {}}),
-        )
-        .await,
-        422,
-    );
+    for body in [
+        json!({"name": "no spaces"}),
+        json!({"name": "x", "limits": {"fuel": 0}}),
+        json!({"name": "x", "limitz": {}}),
+    ] {
+        problem(&s.post("/v1/tenants", ADMIN_TOKEN, body).await, 422);
+    }
     // Not more memory than this server's sandbox gives an attempt; not unbounded host lists.
     let greedy = json!({"name": "x", "limits": {"memory_mb": 100_000}});
     assert!(problem(&s.post("/v1/tenants", ADMIN_TOKEN, greedy).await, 422).contains("memory_mb"));
@@ -66,8 +64,15 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
         .collect();
     let many = json!({"name": "x", "allowed_hosts": hosts});
     problem(&s.post("/v1/tenants", ADMIN_TOKEN, many).await, 422);
-    // A tenant's token cannot manage tenants; no token or a wrong one is 401.
-    problem(&s.get("/v1/tenants", &token).await, 403);
+    let listed = s.get("/v1/tenants", ADMIN_TOKEN).await;
+    assert_eq!(listed.1["tenants"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_admin_manages_tenants_and_a_missing_or_wrong_token_is_401() {
+    let (s, created) = acme().await;
+    problem(&s.get("/v1/tenants", &token_of(&created)).await, 403);
     problem(&s.get("/v1/tenants", "").await, 401);
     problem(&s.get("/v1/tenants", "spool_not-a-real-token").await, 401);
     let no_header = s
@@ -81,8 +86,12 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
         no_header.headers()["content-type"],
         "application/problem+json"
     );
+    s.stop().await;
+}
 
-    // PATCH changes the limits given and keeps the rest.
+#[tokio::test]
+async fn patch_changes_the_limits_given_and_keeps_the_rest() {
+    let (s, _) = acme().await;
     let patched = s
         .call(
             Method::PATCH,
@@ -120,13 +129,22 @@ async fn tenants_are_made_by_the_admin_with_tokens_shown_once() {
         .await,
         422,
     );
+    // The refused patch changed nothing.
+    let listed = s.get("/v1/tenants", ADMIN_TOKEN).await;
+    assert_eq!(listed.1["tenants"][0]["limits"]["fuel"], 5000);
+    assert_eq!(listed.1["tenants"][0]["limits"]["max_running"], 7);
+    s.stop().await;
+}
 
-    // A second token works alongside the first; revoking one leaves the other.
+#[tokio::test]
+async fn a_second_token_works_beside_the_first_and_revoking_it_leaves_the_first() {
+    let (s, created) = acme().await;
+    let token = token_of(&created);
     let second = s
         .post("/v1/tenants/acme/tokens", ADMIN_TOKEN, json!({}))
         .await;
     assert_eq!(second.0, 201, "{}", second.1);
-    let second_token = second.1["token"].as_str().unwrap().to_string();
+    let second_token = token_of(&second.1);
     assert_eq!(s.get("/v1/handlers", &second_token).await.0, 200);
     let id = second.1["id"].as_str().unwrap();
     let revoked = s
