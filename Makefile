@@ -1,7 +1,8 @@
 # Spool's two commands: `make demo` runs the demo, `make test` runs every test.
 # Each builds what it needs first, installing the wasm32-wasip2 target, the pinned
-# componentize-py (into target/python-venv) and the pinned componentize-js (npm ci into
-# target/js-tools) when missing.
+# componentize-py (into target/python-venv), the pinned componentize-js (npm ci into
+# target/js-tools) and, for C, Debian's clang, lld and wasi-libc (apt-get) with the pinned
+# wit-bindgen and wasm-tools (cargo install into target/c-tools) when missing.
 
 CARGO ?= cargo
 # Every guest component the examples and tests use, by crate name.
@@ -10,7 +11,7 @@ RUST_GUESTS := hello fulfil-order send-receipt hostile wrong-world unknown-impor
 # The host-side crates whose tests `make test` runs.
 TEST_CRATES := spool spool-client spool-devdb spool-tests spool-guest spool-guest-macro
 
-.PHONY: demo test guests bench lint
+.PHONY: demo test guests c-guests bench lint
 
 ## Builds every guest component into target/wasm32-wasip2/release/.
 guests:
@@ -19,6 +20,11 @@ guests:
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_GUESTS))
 	scripts/build-python.sh
 	scripts/build-js.sh
+
+## Builds the C example (examples/c-hello): only the tests and the benches need it, so the demo
+## does not wait for its toolchain.
+c-guests:
+	scripts/build-c.sh
 
 ## Runs the demo: an order-fulfilment flow over the HTTP API, on DATABASE_URL or, when it is
 ## unset, on a private PostgreSQL cluster under .spool/ (the embedded default `spool dev` uses).
@@ -37,7 +43,7 @@ browser:
 
 ## Runs all tests, against DATABASE_URL or, when it is unset, a private PostgreSQL cluster
 ## under target/spool-pg (see scripts/with-postgres.sh).
-test: guests browser
+test: guests c-guests browser
 	$(CARGO) build -p spool
 	scripts/with-postgres.sh $(CARGO) test $(addprefix -p ,$(TEST_CRATES))
 
@@ -47,5 +53,5 @@ lint:
 	$(CARGO) clippy $(addprefix -p ,$(TEST_CRATES)) --all-targets -- -D warnings
 
 ## Runs the benchmarks (release build).
-bench: guests
+bench: guests c-guests
 	$(CARGO) bench -p spool

@@ -44,6 +44,8 @@ fn attempts(c: &mut Criterion) {
     for (name, payload) in [
         ("hello", &br#"{"hi":1}"#[..]),
         ("python_hello", &br#"{"name":"bench"}"#[..]),
+        ("js_hello", &br#"{"name":"bench"}"#[..]),
+        ("c_hello", &br#"{"name":"bench"}"#[..]),
     ] {
         let Some(bytes) = component(name) else {
             eprintln!("skipping {name}: not built (run `make guests`)");

@@ -16,29 +16,42 @@ const BUILD_PATIENCE: Duration = Duration::from_secs(15 * 60);
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// What each language's project builds into, and the folder its build caches between test
-/// runs (symlinked into the fresh project, under `target/`).
+/// runs (symlinked into the fresh project, to `shared_cache` under `target/` when given, else
+/// to `target/handler-projects/<name>`).
 struct Lang {
     name: &'static str,
     component: &'static str,
     cache: &'static str,
+    shared_cache: Option<&'static str>,
 }
 
 const RUST: Lang = Lang {
     name: "rust",
     component: "target/wasm32-wasip2/release/greeter.wasm",
     cache: "target",
+    shared_cache: None,
 };
 
 const PYTHON: Lang = Lang {
     name: "python",
     component: "build/greeter.wasm",
     cache: ".venv",
+    shared_cache: None,
 };
 
 const JS: Lang = Lang {
     name: "js",
     component: "build/greeter.wasm",
     cache: "node_modules",
+    shared_cache: None,
+};
+
+const C: Lang = Lang {
+    name: "c",
+    component: "build/greeter.wasm",
+    cache: ".spool-tools",
+    // The pinned wit-bindgen and wasm-tools `scripts/build-c.sh` installed for `make guests`.
+    shared_cache: Some("c-tools"),
 };
 
 /// Walks the guide for `lang`.
@@ -126,10 +139,14 @@ async fn walk_the_guide(lang: Lang) {
     server.stop().await;
 }
 
-/// Points the project's build cache (Cargo's `target/`, Python's `.venv`) at a folder under
-/// the workspace's `target/`, so that a rerun does not compile or download it all again.
+/// Points the project's build cache (Cargo's `target/`, Python's `.venv`, C's tools) at a
+/// folder under the workspace's `target/`, so that a rerun does not compile or download it all
+/// again.
 fn reuse_build_cache(project: &Path, lang: &Lang) {
-    let cache = target_dir().join("handler-projects").join(lang.name);
+    let cache = match lang.shared_cache {
+        Some(shared) => target_dir().join(shared),
+        None => target_dir().join("handler-projects").join(lang.name),
+    };
     std::fs::create_dir_all(&cache).expect("the cache folder");
     std::os::unix::fs::symlink(&cache, project.join(lang.cache)).expect("linking the cache");
 }
@@ -147,4 +164,9 @@ async fn a_python_handler_goes_from_spool_new_to_a_completed_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_handler_goes_from_spool_new_to_a_completed_job() {
     walk_the_guide(JS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_handler_goes_from_spool_new_to_a_completed_job() {
+    walk_the_guide(C).await;
 }

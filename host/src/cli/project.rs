@@ -73,6 +73,8 @@ pub enum Lang {
     Python,
     /// JavaScript, built with componentize-js.
     Js,
+    /// C, built with wit-bindgen, clang and wasm-tools (the template's build.sh installs them).
+    C,
 }
 
 /// Arguments of `spool new`.
@@ -132,6 +134,17 @@ const JS: &[TemplateFile] = template!("js":
     ".gitignore" => "gitignore",
 );
 
+const C: &[TemplateFile] = template!("c":
+    "handler.c" => "handler.c",
+    // The example's plumbing between the bindings and a handler, as it is.
+    "spool.c" => "../../../examples/c-hello/spool.c",
+    "spool.h" => "../../../examples/c-hello/spool.h",
+    "build.sh" => "build.sh",
+    "spool.toml" => "spool.toml",
+    "README.md" => "README.md",
+    ".gitignore" => "gitignore",
+);
+
 const PYTHON: &[TemplateFile] = template!("python":
     "app.py" => "app.py",
     "requirements.txt" => "requirements.txt",
@@ -157,12 +170,13 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let crate_name = args.name.replace(['-', '.'], "_");
     let sdk = match args.lang {
         Lang::Rust => sdk_path(args.sdk.as_deref())?,
-        Lang::Python | Lang::Js => String::new(),
+        Lang::Python | Lang::Js | Lang::C => String::new(),
     };
     let files = match args.lang {
         Lang::Rust => RUST,
         Lang::Python => PYTHON,
         Lang::Js => JS,
+        Lang::C => C,
     };
     for (path, text) in files {
         let target = dir.join(path);
@@ -214,7 +228,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 fn component_of(lang: Lang, crate_name: &str) -> String {
     match lang {
         Lang::Rust => format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
-        Lang::Python | Lang::Js => format!("build/{crate_name}.wasm"),
+        Lang::Python | Lang::Js | Lang::C => format!("build/{crate_name}.wasm"),
     }
 }
 
@@ -277,7 +291,8 @@ pub fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
             let path = std::env::var_os("PATH").unwrap_or_default();
             command.env("PATH", prepend(&bin, &path)?);
         }
-        None => {}
+        // build.sh installs what it needs itself.
+        Some(Lang::C) | None => {}
     }
     let started = Instant::now();
     let name = manifest
