@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Held, HeldJobs, Worker, WorkerConfig, WorkerStats, attempt, completer, lock};
+use crate::model::ClaimedJob;
 use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 
 /// How many of this worker's slots each tenant's attempts take now.
@@ -26,11 +27,6 @@ impl SlotsByTenant {
     /// `(tenant, slots)` for each tenant holding any, for the claim's fair share.
     fn snapshot(&self) -> Vec<(i64, u32)> {
         self.lock().iter().map(|(&t, &n)| (t, n)).collect()
-    }
-
-    /// Whether a tenant holds `most` slots or more.
-    fn any_at(&self, most: usize) -> bool {
-        self.lock().values().any(|&n| n as usize >= most)
     }
 
     /// Takes `permit` for an attempt of `tenant`.
@@ -63,6 +59,15 @@ impl Drop for Slot {
             }
         }
     }
+}
+
+/// Whether a tenant holds `most` jobs (the most it may) once `claimed` joins `held`.
+fn reaches_cap(held: &[(i64, u32)], claimed: &[ClaimedJob], most: usize) -> bool {
+    let mut counts: HashMap<i64, usize> = held.iter().map(|&(t, n)| (t, n as usize)).collect();
+    for job in claimed {
+        *counts.entry(job.tenant_id).or_default() += 1;
+    }
+    counts.values().any(|&n| n >= most)
 }
 
 impl Worker {
@@ -110,6 +115,10 @@ impl Worker {
         let mut queue_turn = 0usize;
         // Whether any queue in the current round gave a full batch (so there may be more).
         let mut round_was_full = false;
+        // Whether a tenant held all the slots it may in the current round: its claim came
+        // back short for that, not for want of work, so a slot given back is worth a new
+        // claim before the next notification or poll.
+        let mut round_was_capped = false;
         while !shutdown.is_cancelled() {
             // Reap finished attempt tasks so the set does not grow without bound.
             while attempts.try_join_next().is_some() {}
@@ -157,6 +166,7 @@ impl Worker {
                 }
             };
             let got = claimed.len();
+            round_was_capped |= reaches_cap(&held_by_tenant, &claimed, most_per_tenant);
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).claimed += got as u64;
             for job in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("never closed");
@@ -184,14 +194,13 @@ impl Worker {
                 }
             }
             // After a round of short batches every queue is drained for now: wait for a
-            // notification or the poll interval. But a tenant holding all the slots it may
-            // got a short claim for that, not for want of work: then one more slot given back
-            // is worth a claim too. After a full batch there may be more.
+            // notification or the poll interval, or, when a tenant is at its share of the
+            // slots, for one more slot to be given back. After a full batch there may be more.
             round_was_full |= got == limit as usize;
             if queue_turn.is_multiple_of(self.config.queues.len())
                 && !std::mem::take(&mut round_was_full)
             {
-                let capped = by_tenant.any_at(most_per_tenant);
+                let capped = std::mem::take(&mut round_was_capped);
                 let one_more = (slots.available_permits() + 1).min(self.config.slots) as u32;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -199,6 +208,8 @@ impl Worker {
                     _ = slots.acquire_many(one_more), if capped => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
+            } else if queue_turn.is_multiple_of(self.config.queues.len()) {
+                round_was_capped = false;
             }
         }
 
