@@ -22,6 +22,9 @@
 //!
 //! The database is dropped at the end (also after an error or Ctrl-C) unless `--keep`.
 //!
+//! With `--peer graphile`, the same burn-down is then measured on graphile-worker against the
+//! same server (see [`peer`]), and the report gives both rates and Spool's ratio to the peer's.
+//!
 //! The default handler is the `hostile` test fixture with payload `{"action":"ok"}`: it
 //! returns `{"ok":true}` without logging or printing anything, so it is the cheapest real
 //! component the workspace builds (`hello` costs about as much to run but writes a log line
@@ -43,6 +46,8 @@ use spool::store::Store;
 use spool::worker::{Worker, WorkerConfig, WorkerStats};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+mod peer;
 
 /// The handler name the component is uploaded under.
 const HANDLER: &str = "bench-noop";
@@ -122,6 +127,18 @@ pub struct BenchArgs {
     /// The neighbour's component for `--hostile`.
     #[arg(long, default_value = "target/wasm32-wasip2/release/hostile.wasm")]
     hostile_component: PathBuf,
+    /// After Spool's phases, burns down `--jobs` no-op jobs with this peer job queue against
+    /// the same server, and reports its rate and Spool's burn-down ratio to it. Needs Node.js
+    /// 20+ with npm.
+    #[arg(long, value_enum)]
+    peer: Option<peer::Peer>,
+    /// The peer's bench folder [default: bench/peers/<peer> of the checkout the current
+    /// directory is in].
+    #[arg(long, requires = "peer")]
+    peer_dir: Option<PathBuf>,
+    /// Jobs the peer runs at once.
+    #[arg(long, default_value_t = 10, requires = "peer")]
+    peer_concurrency: u32,
 }
 
 /// The victim's throughput without and with a hostile neighbour.
@@ -194,6 +211,19 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             )
         })?)
     };
+    let peer_bench = match args.peer {
+        Some(p) => Some(peer::PeerBench {
+            peer: p,
+            source: peer::locate(p, args.peer_dir.as_deref())?,
+            work: super::default_cache_dir()
+                .and_then(|c| c.parent().map(|p| p.to_path_buf()))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("bench-peers")
+                .join(p.name()),
+            concurrency: args.peer_concurrency,
+        }),
+        None => None,
+    };
     let worker_config = WorkerConfig {
         slots: args.slots,
         tenant_slots: args.tenant_slots,
@@ -245,8 +275,28 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else if let Err(e) = admin.bench().database_drop(&database).await {
         eprintln!("spool bench: could not drop database {database}: {e}");
     }
+    let measured = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            admin.close().await;
+            return Err(e);
+        }
+    };
+    let peer_run = match &peer_bench {
+        Some(bench) => {
+            let peer_database = format!("{database}_peer");
+            let ran = tokio::select! {
+                r = peer::run(bench, &admin, &args.database_url, &peer_database, args.jobs) => r,
+                _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+            };
+            if ran.is_err() {
+                let _ = admin.bench().database_drop(&peer_database).await;
+            }
+            Some(ran?)
+        }
+        None => None,
+    };
     admin.close().await;
-    let measured = measured?;
 
     let report = json!({
         "jobs": args.jobs,
@@ -275,6 +325,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "ratio": round3(n.beside_jobs_per_s / n.alone_jobs_per_s),
             "neighbour_attempts": n.neighbour_attempts,
         })),
+        "peer": peer_run.as_ref().map(|p| json!({
+            "name": args.peer.map(|p| p.name()),
+            "burn_down_jobs_per_s": p.jobs_per_s.round(),
+            "spool_ratio": round3(measured.burn_down_jobs_per_s / p.jobs_per_s),
+            "report": p.report,
+        })),
         "component": args.component.display().to_string(),
         "payload": payload,
         "postgres_version": postgres_version,
@@ -294,6 +350,14 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     });
     if !args.json {
         print_human(&args, &measured, &postgres_version);
+        if let Some(p) = &peer_run {
+            println!(
+                "  peer       {:>9.0} jobs/s  ({}); Spool's burn-down is {:.2}x the peer's",
+                p.jobs_per_s,
+                p.report["peer"].as_str().unwrap_or("peer"),
+                measured.burn_down_jobs_per_s / p.jobs_per_s
+            );
+        }
     }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
