@@ -1,5 +1,6 @@
 //! `spool run`: one attempt of a component, locally, with an in-memory store.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -135,7 +136,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "payload": render(&j.payload),
         })).collect::<Vec<_>>(),
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = serde_json::to_string_pretty(&report)?;
+    // A reader that closed the pipe early (`spool run … | head`) wanted no more: not an error.
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     Ok(match attempt.outcome {
         Outcome::Ok(_) => ExitCode::SUCCESS,
         Outcome::Failed { .. } => ExitCode::FAILURE,
