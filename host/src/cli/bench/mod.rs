@@ -285,18 +285,24 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let peer_run = match &peer_bench {
         Some(bench) => {
             let peer_database = format!("{database}_peer");
-            let ran = tokio::select! {
-                r = peer::run(bench, &admin, &args.database_url, &peer_database, args.jobs) => r,
-                _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+            let ran = match admin.bench().database_create(&peer_database).await {
+                Ok(()) => tokio::select! {
+                    r = peer::run(bench, &args.database_url, &peer_database, args.jobs) => r,
+                    _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+                },
+                Err(e) => Err(anyhow::Error::new(e)
+                    .context(format!("creating the peer's database {peer_database}"))),
             };
-            if ran.is_err() {
-                let _ = admin.bench().database_drop(&peer_database).await;
+            // Dropped whatever happened (also after Ctrl-C, which drops the peer's run).
+            if let Err(e) = admin.bench().database_drop(&peer_database).await {
+                eprintln!("spool bench: could not drop database {peer_database}: {e}");
             }
-            Some(ran?)
+            Some(ran)
         }
         None => None,
     };
     admin.close().await;
+    let peer_run = peer_run.transpose()?;
 
     let report = json!({
         "jobs": args.jobs,

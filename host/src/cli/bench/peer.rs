@@ -17,7 +17,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use spool::store::Store;
 use tokio::process::Command;
 
 /// The files of a peer's folder the bench copies and runs.
@@ -121,11 +120,10 @@ pub struct PeerBench {
     pub concurrency: u32,
 }
 
-/// Runs the peer's burn-down of `jobs` jobs on a fresh database `database` of the server
-/// `database_url` names (dropped afterwards), and returns what it measured.
+/// Runs the peer's burn-down of `jobs` jobs on the empty database `database` of the server
+/// `database_url` names, and returns what it measured.
 pub async fn run(
     bench: &PeerBench,
-    admin: &Store,
     database_url: &str,
     database: &str,
     jobs: u64,
@@ -134,11 +132,6 @@ pub async fn run(
     prepare(&bench.source, work).await?;
     let mut url = url::Url::parse(database_url).context("--database-url is not a URL")?;
     url.set_path(database);
-    admin
-        .bench()
-        .database_create(database)
-        .await
-        .with_context(|| format!("creating the peer's database {database}"))?;
     let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     spinner.set_style(
         ProgressStyle::with_template("{prefix:>9} [{elapsed_precise}] {spinner} {msg}")
@@ -160,9 +153,6 @@ pub async fn run(
         .output()
         .await;
     spinner.finish_and_clear();
-    if let Err(e) = admin.bench().database_drop(database).await {
-        eprintln!("spool bench: could not drop database {database}: {e}");
-    }
     let output = output.context("running `node bench.js` (is Node.js 20+ installed?)")?;
     if !output.status.success() {
         bail!(
