@@ -5,6 +5,7 @@
 
 mod alerts;
 mod api;
+mod bench;
 mod c;
 mod cache;
 mod cli_client;
