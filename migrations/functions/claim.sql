@@ -4,8 +4,9 @@
 -- (priority, an old run_at) buys it a place ahead of another tenant; priority and run_at order
 -- jobs within a tenant. No tenant gets more than its max_running minus what it already runs:
 -- spool.claim_room takes each picked tenant's claim lock, in tenant order (no lock cycles
--- between claimers), before it counts the tenant's running jobs. Every claimed job gets a
--- fresh run_lease and a lease of p_lease_ms.
+-- between claimers), before it reads the tenant's running count (spool.running_count, kept
+-- by the claim and by whatever ends an attempt). Every claimed job gets a fresh run_lease and
+-- a lease of p_lease_ms.
 --
 -- One statement in PL/pgSQL, whose plan is cached (measured with `spool bench --setup-sql`:
 -- a separate statement for the pick and the locks cost about a fifth of the burn-down, and a
@@ -58,8 +59,7 @@ BEGIN
         -- holds fewest jobs of first, at random among equals, so that a slot freed by a
         -- tenant's short job does not go by lot to a tenant whose jobs run long and fill the
         -- worker one slot at a time. Then in tenant order, so that claim_room takes the locks
-        -- in that order (OFFSET 0 keeps the order where the room is computed). Counting costs
-        -- the running jobs of the tenants with work, at most all running jobs.
+        -- in that order (OFFSET 0 keeps the order where the room is computed).
         SELECT p.tenant_id, p.max_running, p.held FROM (
             SELECT t.tenant_id, tn.max_running, coalesce(h.n, 0) AS held FROM tenants t
             JOIN spool.tenants tn ON tn.id = t.tenant_id
@@ -67,8 +67,7 @@ BEGIN
                    ON h.tenant_id = t.tenant_id
             WHERE t.tenant_id IS NOT NULL
               AND (p_most_per_tenant IS NULL OR coalesce(h.n, 0) < p_most_per_tenant)
-              AND (SELECT count(*) FROM spool.jobs r
-                   WHERE r.tenant_id = t.tenant_id AND r.state = 'running') < tn.max_running
+              AND spool.running_count(t.tenant_id) < tn.max_running
             ORDER BY coalesce(h.n, 0), random() LIMIT p_limit
         ) p
         ORDER BY p.tenant_id OFFSET 0
@@ -109,6 +108,12 @@ BEGIN
         FROM claimed c
         CROSS JOIN (VALUES ('available'::spool.job_state, -1), ('running', 1)) AS s(state, delta)
         GROUP BY c.tenant_id, c.queue, s.state, s.delta
+    ), running AS (
+        -- Stripe 0 of each tenant's running count: its claims queue behind its claim lock.
+        INSERT INTO spool.running_counts AS r (tenant_id, stripe, n)
+        SELECT c.tenant_id, 0, count(*) FROM claimed c
+        GROUP BY c.tenant_id
+        ON CONFLICT (tenant_id, stripe) DO UPDATE SET n = r.n + EXCLUDED.n
     )
     SELECT c.tenant_id, tn.name, tn.limits, c.id, c.queue, c.handler,
            coalesce(c.handler_version, hd.current_version), hv.digest, c.attempt, c.max_attempts,

@@ -206,6 +206,7 @@ BEGIN
                     INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
                     VALUES (r.tenant_id, v_queue, 'running', -1, v_now),
                            (r.tenant_id, v_queue, 'retryable', 1, v_now);
+                    PERFORM spool.running_add(ARRAY[r.tenant_id], ARRAY[-1::bigint]);
                     job_id := r.id; status := 'conflict'; RETURN NEXT;
                 ELSE
                     v_error := jsonb_build_object('attempt', coalesce(v_attempt, 0), 'at', v_now,

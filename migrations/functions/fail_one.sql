@@ -32,6 +32,7 @@ BEGIN
     INSERT INTO spool.queue_count_deltas (tenant_id, queue, state, delta, at)
     VALUES (p_tenant_id, v_queue, 'running', -1, p_now),
            (p_tenant_id, v_queue, 'retryable', 1, p_now);
+    PERFORM spool.running_add(ARRAY[p_tenant_id], ARRAY[-1::bigint]);
     RETURN 'retryable';
 END
 $$;

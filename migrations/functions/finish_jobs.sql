@@ -1,5 +1,6 @@
--- Moves jobs from the hot table to history as `p_state`, recording results and logs.
--- Internal: callers have checked fencing.
+-- Moves jobs from the hot table to history as `p_state`, recording results and logs, and
+-- takes those that were running off their tenants' running counts. Internal: callers have
+-- checked fencing.
 CREATE OR REPLACE FUNCTION spool.finish_jobs(
     p_tenants bigint[], p_ids uuid[], p_state spool.job_state, p_results bytea[],
     p_logs jsonb[], p_duplicates boolean[], p_errors jsonb[], p_now timestamptz
@@ -9,7 +10,9 @@ SET enable_hashjoin = off
 SET enable_mergejoin = off
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_count integer;
+    v_count   integer;
+    v_tenants bigint[];
+    v_ended   bigint[];
 BEGIN
     WITH input AS (
         SELECT * FROM unnest(p_tenants, p_ids, p_results, p_logs, p_duplicates, p_errors)
@@ -42,7 +45,13 @@ BEGIN
         SELECT a.tenant_id, a.queue, p_state, count(*), p_now FROM archived a
         GROUP BY a.tenant_id, a.queue
     )
-    SELECT count(*) INTO v_count FROM moved;
+    SELECT coalesce(sum(e.n), 0), array_agg(e.tenant_id), array_agg(-e.running)
+    INTO v_count, v_tenants, v_ended
+    FROM (SELECT m.tenant_id, count(*) AS n, count(*) FILTER (WHERE m.state = 'running') AS running
+          FROM moved m GROUP BY m.tenant_id) e;
+    IF v_tenants IS NOT NULL THEN
+        PERFORM spool.running_add(v_tenants, v_ended);
+    END IF;
     RETURN v_count;
 END
 $$;

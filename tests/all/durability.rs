@@ -397,6 +397,7 @@ async fn killed_workers_lose_attempts_but_never_duplicate_effects() {
     worker.stop().await;
 
     let lost = assert_effects_exactly_once(&pool, &parents).await;
+    db.assert_running_counts_agree().await;
     assert!(
         lost > 0,
         "no attempt was lost: the kills missed the work, so this test proved nothing"
@@ -510,6 +511,7 @@ async fn a_worker_paused_past_its_lease_commits_nothing_when_it_wakes() {
 
     let lost = assert_effects_exactly_once(&pool, &[id]).await;
     assert_eq!(lost, 1);
+    db.assert_running_counts_agree().await;
     let after = job(id).await;
     assert_eq!(
         (after.state, after.attempt, after.errors.len()),

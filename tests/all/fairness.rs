@@ -81,6 +81,7 @@ async fn max_running_holds_under_concurrent_claimers() {
         total, 10,
         "eight concurrent claimers took {total} jobs of a cap of 10"
     );
+    db.assert_running_counts_agree().await;
 }
 
 /// A worker's share of its slots: `held` jobs per tenant, and no cap.
@@ -205,6 +206,7 @@ async fn a_tenant_at_its_running_cap_takes_no_turn_from_the_others() {
             "the claim filled from the tenant below its cap"
         );
     }
+    db.assert_running_counts_agree().await;
 }
 
 /// No tenant takes more of a worker's slots than the cap it is given, however many of its

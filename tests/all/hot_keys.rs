@@ -128,6 +128,7 @@ async fn check_exact(db: &TestDb, tenant: i64) -> i64 {
     )
     .await;
     assert_eq!(charged, 0, "no job was charged an attempt for a race");
+    db.assert_running_counts_agree().await;
     scalar(
         db,
         "SELECT coalesce(sum(conflicts), 0)::bigint FROM spool.job_history WHERE tenant_id = $1",

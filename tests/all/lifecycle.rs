@@ -69,6 +69,7 @@ async fn a_job_goes_available_running_completed_with_its_result() {
             .unwrap()
             .is_empty()
     );
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -94,6 +95,7 @@ async fn a_scheduled_job_becomes_available_when_due_and_not_before() {
         db.store.job_get(t, enqueued[0].id).await.unwrap().state,
         JobState::Available
     );
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -145,6 +147,7 @@ async fn a_failed_attempt_waits_out_its_backoff_then_runs_again() {
         );
         now = run_at;
     }
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -158,6 +161,7 @@ async fn permanent_failures_are_dead_lettered_at_once() {
     let job = db.store.job_get(t, claimed[0].id).await.unwrap();
     assert_eq!(job.state, JobState::Dead);
     assert_eq!(job.errors[0].kind, "permanent");
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -203,6 +207,7 @@ async fn exhausted_attempts_are_dead_lettered_and_can_be_retried() {
         .await
         .unwrap();
     assert_eq!(claimed[0].attempt, 3);
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -231,6 +236,7 @@ async fn a_pending_job_can_be_cancelled_and_a_running_one_cannot() {
         !db.store.job_cancel(t, pending).await.unwrap(),
         "already cancelled"
     );
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -286,6 +292,7 @@ async fn a_lost_lease_is_rescued_and_the_late_completion_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(lost, [job.id]);
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -337,6 +344,7 @@ async fn effects_commit_with_the_done_record_exactly_once() {
     let again = db.store.job_finish_many(&[done], &[], None).await.unwrap();
     assert_eq!(again, [CompletionStatus::Stale]);
     assert_eq!(db.store.kv(t).get("order/1").await.unwrap().unwrap().1, 1);
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -382,6 +390,7 @@ async fn a_store_version_conflict_runs_the_job_again_without_charging_an_attempt
     assert!(loser.run_at <= chrono::Utc::now() + chrono::Duration::seconds(1));
     let (value, _) = db.store.kv(t).get("counter").await.unwrap().unwrap();
     assert_eq!(value, claimed[0].id.to_string().into_bytes());
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -414,6 +423,7 @@ async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
         None,
         "effects discarded"
     );
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -442,6 +452,7 @@ async fn a_job_may_choose_its_own_backoff_and_attempts() {
         (1000, 3_600_000)
     );
     assert_eq!(default[0].max_attempts, 20);
+    db.assert_running_counts_agree().await;
 }
 
 /// The lease expiry of job `id`, read directly.
@@ -531,6 +542,7 @@ async fn a_lease_renewed_after_the_rescuer_found_it_expired_is_not_rescued() {
         db.store.job_get(t, job.id).await.unwrap().state,
         JobState::Retryable
     );
+    db.assert_running_counts_agree().await;
 }
 
 // Review finding L6: a heartbeat extended a lease that had already expired, racing the rescuer
@@ -579,6 +591,7 @@ async fn a_heartbeat_for_an_expired_lease_reports_it_lost_and_does_not_renew_it(
         db.store.job_get(t, job.id).await.unwrap().state,
         JobState::Retryable
     );
+    db.assert_running_counts_agree().await;
 }
 
 #[tokio::test]
@@ -599,4 +612,5 @@ async fn the_factory_writes_a_job_in_every_state_with_counters_that_agree() {
             .sum();
         assert_eq!(n, 1, "one job {state:?} in the counters: {counts:?}");
     }
+    db.assert_running_counts_agree().await;
 }

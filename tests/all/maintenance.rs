@@ -80,6 +80,100 @@ async fn counters_follow_every_transition() {
     let n = |state: JobState| counts.iter().find(|c| c.state == state).map_or(0, |c| c.n);
     assert_eq!(n(JobState::Available), 1);
     assert_eq!(n(JobState::Cancelled), 1);
+    db.assert_running_counts_agree().await;
+}
+
+/// Jobs a worker claimed and never started go back as they were: available, no attempt
+/// charged, off the running count, counted as available again; a job finished since is left.
+#[tokio::test]
+async fn claimed_jobs_given_back_unstarted_are_available_again_and_uncharged() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 100).await;
+    let jobs: Vec<NewJob> = (0..3).map(|i| NewJob::json("h", &json!(i))).collect();
+    db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 3, "w", LEASE, None)
+        .await
+        .unwrap();
+    db.store
+        .job_finish_many(&[success(&claimed[0], "")], &[], None)
+        .await
+        .unwrap();
+    let given: Vec<(i64, uuid::Uuid, uuid::Uuid)> = claimed
+        .iter()
+        .map(|j| (j.tenant_id, j.id, j.run_lease))
+        .collect();
+    let mut released = db.store.job_release_many(&given).await.unwrap();
+    released.sort();
+    let mut expected = vec![claimed[1].id, claimed[2].id];
+    expected.sort();
+    assert_eq!(released, expected, "the finished job is not given back");
+    for job in &claimed[1..] {
+        let after = db.store.job_get(t, job.id).await.unwrap();
+        assert_eq!((after.state, after.attempt), (JobState::Available, 0));
+    }
+    db.assert_running_counts_agree().await;
+    let counts = db.store.queue_counts().await.unwrap();
+    let n = |state: JobState| counts.iter().find(|c| c.state == state).map_or(0, |c| c.n);
+    assert_eq!(
+        (n(JobState::Available), n(JobState::Running)),
+        (2, 0),
+        "{counts:?}"
+    );
+    // Given back twice: the lease is gone, nothing changes.
+    assert!(db.store.job_release_many(&given).await.unwrap().is_empty());
+    let again = db
+        .store
+        .job_claim("default", 3, "w", LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2, "both are claimed again");
+    assert!(again.iter().all(|j| j.attempt == 1), "{again:?}");
+}
+
+/// The vacuumer leaves a quiet hot table alone, and vacuums it once claims and finishes have
+/// left the dead rows it waits for.
+#[tokio::test]
+async fn the_hot_table_is_vacuumed_once_it_has_churned() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 1_000).await;
+    let m = Maintenance::new(
+        MaintenanceConfig {
+            vacuum_min_dead: 500,
+            ..MaintenanceConfig::default()
+        },
+        db.store.clone(),
+    );
+    assert_eq!(m.vacuum_once().await.unwrap(), (0, false), "nothing to vacuum yet");
+    let jobs: Vec<NewJob> = (0..400).map(|i| NewJob::json("h", &json!(i))).collect();
+    db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
+    let claimed = db
+        .store
+        .job_claim("default", 400, "w", LEASE, None)
+        .await
+        .unwrap();
+    let done: Vec<_> = claimed.iter().map(|j| success(j, "")).collect();
+    db.store.job_finish_many(&done, &[], None).await.unwrap();
+    // Each job left two dead versions (the claim's update, the finish's delete); the server
+    // publishes its statistics within a second or so.
+    let (dead, vacuumed) = spool_tests::eventually(
+        "the vacuumer to vacuum the churned table",
+        Duration::from_secs(30),
+        || async {
+            match m.vacuum_once().await.unwrap() {
+                (dead, true) => Ok((dead, true)),
+                (dead, false) => Err(format!("{dead} dead rows seen")),
+            }
+        },
+    )
+    .await;
+    assert!(vacuumed && dead >= 500, "{dead}");
+    let (after, vacuumed) = m.vacuum_once().await.unwrap();
+    assert!(
+        !vacuumed && after < 500,
+        "the vacuum left {after} dead rows behind"
+    );
 }
 
 #[tokio::test]

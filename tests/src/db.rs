@@ -86,6 +86,37 @@ pub async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Dur
     .await
 }
 
+impl TestDb {
+    /// Asserts that each tenant's running count, which the claim reads for `max_running`
+    /// (`spool.running_counts`), equals the jobs it has running.
+    ///
+    /// # Panics
+    ///
+    /// When they differ, naming the tenants whose counts are off.
+    pub async fn assert_running_counts_agree(&self) {
+        let pool = sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("connecting to the test database");
+        let off: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT t.id, coalesce(c.n, 0)::bigint, coalesce(j.n, 0) \
+             FROM spool.tenants t \
+             LEFT JOIN (SELECT tenant_id, sum(n) AS n FROM spool.running_counts \
+                        GROUP BY tenant_id) c ON c.tenant_id = t.id \
+             LEFT JOIN (SELECT tenant_id, count(*) AS n FROM spool.jobs WHERE state = 'running' \
+                        GROUP BY tenant_id) j ON j.tenant_id = t.id \
+             WHERE coalesce(c.n, 0) <> coalesce(j.n, 0)",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("reading the running counts");
+        pool.close().await;
+        assert!(
+            off.is_empty(),
+            "running counts (tenant, counted, running jobs) disagree: {off:?}"
+        );
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         drop_database(&self.admin_url, &self.name);

@@ -1,7 +1,8 @@
 //! Periodic services, run by one leader at a time (elected by a lease in Postgres):
 //! the scheduler (due scheduled/retryable jobs → available), the schedule firer (due ticks of
 //! tenants' cron schedules → jobs, `schedules.rs`), the rescuer (expired leases → retried as
-//! `lost`), the counter folder, and the pruner (history partitions, done-records).
+//! `lost`), the counter folder, the vacuumer (the hot table, once it has churned), and the
+//! pruner (history partitions, done-records).
 //!
 //! Each service has a `run_once` that does one pass and returns counts, so tests can drive
 //! it directly; [`Maintenance::run`] loops them on their intervals.
@@ -46,6 +47,10 @@ pub struct MaintenanceConfig {
     pub rescue_interval: Duration,
     /// How often counters are folded. Default 1 s.
     pub fold_interval: Duration,
+    /// How often the hot table's dead rows are looked at. Default 2 s.
+    pub vacuum_interval: Duration,
+    /// The dead rows in the hot table that make the vacuumer vacuum it. Default 10,000.
+    pub vacuum_min_dead: u64,
     /// How often old history and done-records are pruned. Default 10 min.
     pub prune_interval: Duration,
     /// How long finished jobs are kept in history. Default 14 days.
@@ -67,6 +72,8 @@ impl Default for MaintenanceConfig {
             schedule_ticks_kept: 50,
             rescue_interval: Duration::from_secs(2),
             fold_interval: Duration::from_secs(1),
+            vacuum_interval: Duration::from_secs(2),
+            vacuum_min_dead: 10_000,
             prune_interval: Duration::from_secs(600),
             history_retention: Duration::from_secs(14 * 86_400),
             idempotency_retention: Duration::from_secs(7 * 86_400),
@@ -166,6 +173,14 @@ impl Maintenance {
         self.store.queue_fold_counts(self.config.batch * 100).await
     }
 
+    /// Vacuums the hot table if it holds `vacuum_min_dead` dead rows (see
+    /// [`Store::jobs_vacuum_if_churned`]). Returns the dead rows found and whether it vacuumed.
+    pub async fn vacuum_once(&self) -> Result<(u64, bool), StoreError> {
+        self.store
+            .jobs_vacuum_if_churned(self.config.vacuum_min_dead)
+            .await
+    }
+
     /// Keeps history partitions ahead, drops expired ones, drops throughput figures as old as
     /// history, and prunes old done-records. Returns (partitions created, partitions dropped,
     /// done-records pruned).
@@ -208,7 +223,33 @@ impl Maintenance {
         );
     }
 
-    async fn serve(&self, shutdown: &CancellationToken, mut leader: watch::Receiver<bool>) {
+    async fn serve(&self, shutdown: &CancellationToken, leader: watch::Receiver<bool>) {
+        // A vacuum may take a while on a large table: it runs beside the other services, not
+        // between their ticks.
+        tokio::join!(
+            self.serve_services(shutdown, leader.clone()),
+            self.serve_vacuum(shutdown, leader),
+        );
+    }
+
+    async fn serve_vacuum(&self, shutdown: &CancellationToken, mut leader: watch::Receiver<bool>) {
+        let mut vacuum = tokio::time::interval(self.config.vacuum_interval);
+        vacuum.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let leads = *leader.borrow_and_update();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Ok(()) = leader.changed() => {}
+                _ = vacuum.tick(), if leads => log("vacuumer", self.vacuum_once().await),
+            }
+        }
+    }
+
+    async fn serve_services(
+        &self,
+        shutdown: &CancellationToken,
+        mut leader: watch::Receiver<bool>,
+    ) {
         let c = &self.config;
         let mut schedule = tokio::time::interval(c.schedule_interval);
         let mut schedules = tokio::time::interval(c.schedules_interval);

@@ -328,6 +328,23 @@ impl Store {
         )
     }
 
+    /// Gives back claimed jobs that were never started (`(tenant, id, run_lease)` each): each
+    /// still held under its lease goes back to available with its attempt not charged.
+    /// Returns the ids released.
+    pub async fn job_release_many(&self, jobs: &[(i64, Uuid, Uuid)]) -> Result<Vec<Uuid>> {
+        let tenants: Vec<i64> = jobs.iter().map(|j| j.0).collect();
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.1).collect();
+        let leases: Vec<Uuid> = jobs.iter().map(|j| j.2).collect();
+        Ok(
+            sqlx::query_scalar("SELECT job_id FROM spool.release_many($1, $2, $3)")
+                .bind(&tenants)
+                .bind(&ids)
+                .bind(&leases)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// The group commit: commits successes and records failures in one transaction.
     /// Returns each completion's status, in order; failures whose lease was lost are skipped
     /// silently (fenced).

@@ -152,6 +152,29 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// Vacuums the hot table once its dead row versions reach `min_dead` (a table whose lock
+    /// another session holds is skipped). Returns the dead rows it found, and whether it
+    /// vacuumed.
+    ///
+    /// Every claim and every finish leaves an entry behind in `spool.jobs`' indexes, at the
+    /// front of the queue order: until vacuum removes them, each claim walks them all.
+    /// Autovacuum looks at a table about once a minute, while a queue that burns down
+    /// thousands of jobs a second needs it every few seconds. Runs on the unbounded pool: a
+    /// vacuum of a large table may take longer than the bounded pool's statement timeout.
+    pub async fn jobs_vacuum_if_churned(&self, min_dead: u64) -> Result<(u64, bool)> {
+        let dead: i64 = sqlx::query_scalar(include_str!("sql/jobs_dead_rows.sql"))
+            .fetch_one(&self.unbounded)
+            .await?;
+        let dead = dead.max(0) as u64;
+        if dead < min_dead {
+            return Ok((dead, false));
+        }
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) spool.jobs")
+            .execute(&self.unbounded)
+            .await?;
+        Ok((dead, true))
+    }
+
     /// Returns every (tenant, queue, state) count, folded totals plus pending deltas.
     pub async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
         let rows: Vec<QueueCountRow> = sqlx::query_as(include_str!("sql/queue_counts.sql"))

@@ -56,8 +56,11 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("idempotency_prune"),
     function!("lease_acquire"),
     function!("oldest_available"),
+    function!("release_many"),
     function!("rescue_many"),
     function!("retry_many"),
+    function!("running_add"),
+    function!("running_count"),
     function!("schedule_due"),
     function!("schedule_fire"),
 ];
