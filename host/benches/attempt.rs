@@ -33,35 +33,47 @@ fn attempts(c: &mut Criterion) {
         .build()
         .unwrap();
     let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-cache");
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    // The default runtime, and beside it (`…/madvise`) one that hands every freed page back
+    // to the kernel: the baseline for `RuntimeConfig::keep_resident`, in the same run.
+    let runtimes = [
+        ("", RuntimeConfig::default().keep_resident),
+        ("/madvise", 0),
+    ]
+    .map(|(variant, keep_resident)| {
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache.clone()),
+            keep_resident,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        (variant, runtime)
+    });
     let backend: Arc<MemoryBackend> = Arc::new(MemoryBackend::default());
     let limits = Limits::default();
 
-    for (name, payload) in [
-        ("hello", &br#"{"hi":1}"#[..]),
-        ("python_hello", &br#"{"name":"bench"}"#[..]),
-        ("js_hello", &br#"{"name":"bench"}"#[..]),
-        ("c_hello", &br#"{"name":"bench"}"#[..]),
-    ] {
-        let Some(bytes) = component(name) else {
-            eprintln!("skipping {name}: not built (run `make guests`)");
-            continue;
-        };
-        let handler = tokio.block_on(runtime.load(&bytes)).unwrap();
-        let job = job(payload);
-        c.bench_function(&format!("attempt/{name}"), |b| {
-            b.to_async(&tokio).iter(|| async {
-                let attempt = runtime
-                    .invoke(&handler, &job, &limits, backend.clone())
-                    .await;
-                assert!(matches!(attempt.outcome, spool::model::Outcome::Ok(_)));
-                attempt
-            })
-        });
+    for (variant, runtime) in &runtimes {
+        for (name, payload) in [
+            ("hello", &br#"{"hi":1}"#[..]),
+            ("python_hello", &br#"{"name":"bench"}"#[..]),
+            ("js_hello", &br#"{"name":"bench"}"#[..]),
+            ("c_hello", &br#"{"name":"bench"}"#[..]),
+        ] {
+            let Some(bytes) = component(name) else {
+                eprintln!("skipping {name}: not built (run `make guests`)");
+                continue;
+            };
+            let handler = tokio.block_on(runtime.load(&bytes)).unwrap();
+            let job = job(payload);
+            c.bench_function(&format!("attempt/{name}{variant}"), |b| {
+                b.to_async(&tokio).iter(|| async {
+                    let attempt = runtime
+                        .invoke(&handler, &job, &limits, backend.clone())
+                        .await;
+                    assert!(matches!(attempt.outcome, spool::model::Outcome::Ok(_)));
+                    attempt
+                })
+            });
+        }
     }
 }
 

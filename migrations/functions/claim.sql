@@ -4,7 +4,7 @@
 -- (priority, an old run_at) buys it a place ahead of another tenant; priority and run_at order
 -- jobs within a tenant. No tenant gets more than its max_running minus what it already runs:
 -- spool.claim_room takes each picked tenant's claim lock, in tenant order (no lock cycles
--- between claimers), before it reads the tenant's running count (spool.running_count, kept
+-- between claimers), before it reads the tenant's running count (spool.running_counts, kept
 -- by the claim and by whatever ends an attempt). Every claimed job gets a fresh run_lease and
 -- a lease of p_lease_ms.
 --
@@ -37,6 +37,10 @@ CREATE OR REPLACE FUNCTION spool.claim(
     limits jsonb, run_lease uuid, already_done boolean, allowed_hosts text[]
 )
 SET jit = off
+-- Rows are found by key, a few hundred at most: a hash join over a seq scan of the hot table
+-- (which the planner picks while the table is small) costs the whole table per claim.
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
@@ -67,7 +71,8 @@ BEGIN
                    ON h.tenant_id = t.tenant_id
             WHERE t.tenant_id IS NOT NULL
               AND (p_most_per_tenant IS NULL OR coalesce(h.n, 0) < p_most_per_tenant)
-              AND spool.running_count(t.tenant_id) < tn.max_running
+              AND (SELECT coalesce(sum(r.n), 0) FROM spool.running_counts r
+                   WHERE r.tenant_id = t.tenant_id) < tn.max_running
             ORDER BY coalesce(h.n, 0), random() LIMIT p_limit
         ) p
         ORDER BY p.tenant_id OFFSET 0
@@ -119,9 +124,11 @@ BEGIN
            coalesce(c.handler_version, hd.current_version), hv.digest, c.attempt, c.max_attempts,
            c.backoff_base_ms, c.backoff_cap_ms, c.idempotency_key, c.payload, c.limits,
            c.run_lease,
-           EXISTS (SELECT 1 FROM spool.idempotency k
-                   WHERE k.tenant_id = c.tenant_id AND k.key = c.idempotency_key
-                     AND k.done_at IS NOT NULL),
+           -- A job without a key (its key is its id) has no done-record to look up.
+           c.idempotency_key <> c.id::text
+           AND EXISTS (SELECT 1 FROM spool.idempotency k
+                       WHERE k.tenant_id = c.tenant_id AND k.key = c.idempotency_key
+                         AND k.done_at IS NOT NULL),
            tn.allowed_hosts
     FROM claimed c
     JOIN spool.tenants tn ON tn.id = c.tenant_id

@@ -9,6 +9,8 @@ VOLATILE
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(1936683884, (p_tenant_id % 2147483647)::integer);
-    RETURN greatest(0, p_max_running - spool.running_count(p_tenant_id))::integer;
+    RETURN greatest(0, p_max_running - (
+        SELECT coalesce(sum(r.n), 0) FROM spool.running_counts r
+        WHERE r.tenant_id = p_tenant_id))::integer;
 END
 $$;

@@ -397,13 +397,14 @@ async fn a_store_version_conflict_runs_the_job_again_without_charging_an_attempt
 async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
     let db = test_db().await;
     let t = tenant(&db.store, "acme", 10).await;
-    let claimed = [claimed(&db.store, t, NewJob::json("h", &json!({}))).await];
+    let mut job = NewJob::json("h", &json!({}));
+    job.idempotency_key = Some("order-1".into());
+    let claimed = [claimed(&db.store, t, job).await];
     // Another job already committed this key (for example through a second path).
     db.store
         .admin_execute(&format!(
-            "INSERT INTO spool.idempotency (tenant_id, key, job_id, payload_hash, done_at)
-             VALUES ({t}, '{}', gen_random_uuid(), '\\x00', now())",
-            claimed[0].idempotency_key
+            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now()
+             WHERE tenant_id = {t} AND key = 'order-1'"
         ))
         .await
         .unwrap();
@@ -423,6 +424,49 @@ async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
         None,
         "effects discarded"
     );
+    db.assert_running_counts_agree().await;
+}
+
+/// A job enqueued with a key leaves a done-record when it completes; one without leaves only
+/// its history row, which holds its result.
+#[tokio::test]
+async fn only_a_keyed_job_leaves_a_done_record() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let mut keyed = NewJob::json("h", &json!(1));
+    keyed.idempotency_key = Some("order-1".into());
+    let claimed = [
+        claimed(&db.store, t, keyed).await,
+        claimed(&db.store, t, NewJob::json("h", &json!(2))).await,
+    ];
+    let statuses = db
+        .store
+        .job_finish_many(
+            &[success(&claimed[0], "one"), success(&claimed[1], "two")],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        [CompletionStatus::Completed, CompletionStatus::Completed]
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let records: Vec<(String, uuid::Uuid, bool)> = sqlx::query_as(
+        "SELECT key, job_id, done_at IS NOT NULL FROM spool.idempotency WHERE tenant_id = $1",
+    )
+    .bind(t)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(records, [("order-1".to_string(), claimed[0].id, true)]);
+    for (job, result) in claimed.iter().zip(["one", "two"]) {
+        let job = db.store.job_get(t, job.id).await.unwrap();
+        assert_eq!(job.state, JobState::Completed);
+        assert_eq!(job.result.as_deref(), Some(result.as_bytes()), "{job:?}");
+    }
     db.assert_running_counts_agree().await;
 }
 

@@ -145,7 +145,11 @@ async fn the_hot_table_is_vacuumed_once_it_has_churned() {
         },
         db.store.clone(),
     );
-    assert_eq!(m.vacuum_once().await.unwrap(), (0, false), "nothing to vacuum yet");
+    assert_eq!(
+        m.vacuum_once().await.unwrap(),
+        (0, false),
+        "nothing to vacuum yet"
+    );
     let jobs: Vec<NewJob> = (0..400).map(|i| NewJob::json("h", &json!(i))).collect();
     db.store.job_enqueue_many(t, &jobs, None).await.unwrap();
     let claimed = db

@@ -122,3 +122,64 @@ async fn an_attempt_outlasting_the_grace_period_is_left_to_lease_expiry() {
     assert_eq!(job.state, JobState::Retryable);
     assert_eq!(job.errors[0].kind, "lost");
 }
+
+/// While attempts are short the worker claims ahead of its free slots; on SIGTERM the jobs
+/// still waiting for a slot are handed back at once: available again, no attempt charged,
+/// while the running ones finish.
+#[tokio::test]
+async fn jobs_claimed_ahead_are_handed_back_unstarted_on_sigterm() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 100).await;
+    put_handler(&db.store, t, "hello").await;
+    put_handler(&db.store, t, "hostile").await;
+    // Short attempts first, so that the worker learns its attempts are short.
+    let quick: Vec<NewJob> = (0..100)
+        .map(|i| NewJob::json("hello", &json!({ "name": format!("n{i}") })))
+        .collect();
+    let quick = db.store.job_enqueue_many(t, &quick, None).await.unwrap();
+    let quick: Vec<Uuid> = quick.iter().map(|e| e.id).collect();
+    let mut worker = spawn_worker(&db, 10_000);
+    spool_tests::db::wait_finished(&db.store, t, &quick, Duration::from_secs(60)).await;
+    let slow: Vec<NewJob> = (0..6)
+        .map(|_| NewJob::json("hostile", &json!({"action": "sleep-in-host", "ms": 1500})))
+        .collect();
+    db.store.job_enqueue_many(t, &slow, None).await.unwrap();
+    // Two slots: two run, and two more are claimed ahead, waiting for a slot.
+    spool_tests::eventually(
+        "four jobs held by the worker",
+        Duration::from_secs(30),
+        || async {
+            let running = db
+                .store
+                .job_ids_in_state(t, JobState::Running, 10)
+                .await
+                .unwrap()
+                .len();
+            if running == 4 {
+                Ok(())
+            } else {
+                Err(format!("{running} running"))
+            }
+        },
+    )
+    .await;
+    signal(&worker, "TERM");
+    let status = wait_exit(&mut worker, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let completed = db
+        .store
+        .job_ids_in_state(t, JobState::Completed, 200)
+        .await
+        .unwrap();
+    assert_eq!(completed.len(), 102, "the two running attempts finished");
+    let available = db
+        .store
+        .job_ids_in_state(t, JobState::Available, 10)
+        .await
+        .unwrap();
+    assert_eq!(available.len(), 4, "two handed back, two never claimed");
+    for id in available {
+        assert_eq!(db.store.job_get(t, id).await.unwrap().attempt, 0);
+    }
+    db.assert_running_counts_agree().await;
+}

@@ -60,7 +60,6 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("rescue_many"),
     function!("retry_many"),
     function!("running_add"),
-    function!("running_count"),
     function!("schedule_due"),
     function!("schedule_fire"),
 ];

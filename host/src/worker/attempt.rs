@@ -13,26 +13,41 @@ use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, Store, StoreError};
 
-/// Runs one attempt of `job` and sends its outcome; the slot is given back before the
-/// outcome is committed.
-pub(crate) async fn run(
-    job: ClaimedJob,
-    store: Store,
-    runtime: Arc<Runtime>,
-    metrics: Arc<Metrics>,
-    quotas: Arc<Quotas>,
-    finished: mpsc::UnboundedSender<Done>,
-    slot: super::producer::Slot,
-) {
-    let running = metrics.worker_running();
-    let fields = JobFields::of(&job);
-    let outcome = execute(&job, &fields, &store, &runtime, &metrics, &quotas).await;
-    drop(slot);
-    drop(running);
-    let _ = finished.send(Done {
-        job: fields,
-        finished: outcome,
-    });
+/// What running attempts needs, shared by every attempt of a worker. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Runner {
+    pub(crate) store: Store,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) quotas: Arc<Quotas>,
+    pub(crate) finished: mpsc::UnboundedSender<Done>,
+    pub(crate) pace: Arc<super::producer::Pace>,
+}
+
+impl Runner {
+    /// Runs one attempt of `job` in `slot` and sends its outcome; the slot is given back
+    /// before the outcome is committed.
+    pub(crate) async fn run(&self, job: ClaimedJob, slot: super::producer::Slot) {
+        let running = self.metrics.worker_running();
+        let fields = JobFields::of(&job);
+        let started = Instant::now();
+        let outcome = execute(
+            &job,
+            &fields,
+            &self.store,
+            &self.runtime,
+            &self.metrics,
+            &self.quotas,
+        )
+        .await;
+        self.pace.record(started.elapsed());
+        drop(slot);
+        drop(running);
+        let _ = self.finished.send(Done {
+            job: fields,
+            finished: outcome,
+        });
+    }
 }
 
 async fn execute(

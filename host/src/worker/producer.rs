@@ -1,8 +1,10 @@
-//! The producer loop: claims jobs in batches into free slots (woken by a debounced `NOTIFY`,
-//! polling as the fallback), spawns each attempt, and hands outcomes to the completer; beside
+//! The producer loop: claims jobs in batches into free slots, or ahead of them while attempts
+//! are short (woken by a debounced `NOTIFY`, polling as the fallback), spawns each attempt to
+//! wait for a slot and run, and hands outcomes to the completer; beside
 //! it, the heartbeat that extends the leases of everything held, and the `LISTEN` task.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,47 +17,126 @@ use super::{Held, HeldJobs, Worker, WorkerConfig, WorkerStats, attempt, complete
 use crate::model::ClaimedJob;
 use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 
-/// How many of this worker's slots each tenant's attempts take now.
-#[derive(Debug, Default, Clone)]
-struct SlotsByTenant(Arc<Mutex<HashMap<i64, u32>>>);
+/// Attempts that take less than this, on recent average, are claimed ahead of free slots: the
+/// producer then holds up to a slot's worth of jobs more than it has slots, waiting for a slot,
+/// so that its claims are full batches and a slot given back never waits for a claim. Longer
+/// attempts are claimed only into free slots: a job claimed ahead of them would wait behind
+/// them, and another tenant's work arriving meanwhile behind it.
+const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(5);
 
-impl SlotsByTenant {
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, u32>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+/// The recent average time of this worker's attempts, in µs (0 before the first): each
+/// attempt moves it an eighth of the way to its own time.
+#[derive(Debug, Default)]
+pub(crate) struct Pace(AtomicU64);
+
+impl Pace {
+    pub(crate) fn record(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(if avg == 0 {
+                    took
+                } else {
+                    avg - avg / 8 + took / 8
+                })
+            });
     }
 
-    /// `(tenant, slots)` for each tenant holding any, for the claim's fair share.
+    /// Whether attempts are short enough to claim ahead of free slots.
+    fn claims_ahead(&self) -> bool {
+        let avg = self.0.load(Ordering::Relaxed);
+        avg > 0 && u128::from(avg) < CLAIM_AHEAD_BELOW.as_micros()
+    }
+}
+
+/// The jobs in this worker's hands, by tenant: claimed and not yet done running (waiting for a
+/// slot, or running in one).
+#[derive(Debug, Default, Clone)]
+struct InHand {
+    by_tenant: Arc<Mutex<HashMap<i64, u32>>>,
+    /// Notified whenever a job leaves the worker's hands.
+    left: Arc<Notify>,
+}
+
+impl InHand {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, u32>> {
+        self.by_tenant.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `(tenant, jobs)` for each tenant with any, for the claim's fair share.
     fn snapshot(&self) -> Vec<(i64, u32)> {
         self.lock().iter().map(|(&t, &n)| (t, n)).collect()
     }
 
-    /// Takes `permit` for an attempt of `tenant`.
-    fn take(&self, tenant: i64, permit: OwnedSemaphorePermit) -> Slot {
+    fn total(&self) -> usize {
+        self.lock().values().map(|&n| n as usize).sum()
+    }
+
+    /// Counts a job of `tenant` in, until the returned slot is dropped.
+    fn take(&self, tenant: i64) -> Slot {
         *self.lock().entry(tenant).or_default() += 1;
         Slot {
             tenant,
-            by_tenant: self.clone(),
-            _permit: permit,
+            in_hand: self.clone(),
+            _permit: None,
         }
     }
 }
 
-/// One attempt's slot. Dropped when the attempt ends (or is aborted): the tenant's count
-/// goes down before the permit is given back, so a producer woken by the permit sees it.
+/// One claimed job's place in the worker: counted in its tenant's share from the claim until
+/// the attempt ends (or is aborted), and holding an execution slot's permit once it runs. On
+/// drop the tenant's count goes down before the permit is given back, so a producer woken by
+/// either sees it.
 #[derive(Debug)]
 pub(crate) struct Slot {
     tenant: i64,
-    by_tenant: SlotsByTenant,
-    _permit: OwnedSemaphorePermit,
+    in_hand: InHand,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self.by_tenant.lock();
-        if let Some(n) = counts.get_mut(&self.tenant) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.tenant);
+        {
+            let mut counts = self.in_hand.lock();
+            if let Some(n) = counts.get_mut(&self.tenant) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.tenant);
+                }
+            }
+        }
+        self.in_hand.left.notify_one();
+    }
+}
+
+/// Where claimed jobs wait for an execution slot, and what becomes of those still waiting at
+/// shutdown: they are handed back to the database unstarted (see `Store::job_release_many`).
+#[derive(Clone)]
+struct Gate {
+    slots: Arc<Semaphore>,
+    closed: CancellationToken,
+    held: HeldJobs,
+    unstarted: Arc<Mutex<Vec<(i64, Uuid, Uuid)>>>,
+}
+
+impl Gate {
+    /// Waits for a free slot for `job` (in claim order: the semaphore is fair). Returns `None`
+    /// when the gate closes first, with the job set aside to be handed back.
+    async fn enter(&self, job: &ClaimedJob, mut slot: Slot) -> Option<Slot> {
+        tokio::select! {
+            biased;
+            _ = self.closed.cancelled() => {
+                lock(&self.held).remove(&job.id);
+                self.unstarted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((job.tenant_id, job.id, job.run_lease));
+                None
+            }
+            permit = self.slots.clone().acquire_owned() => {
+                slot._permit = Some(permit.expect("never closed"));
+                Some(slot)
             }
         }
     }
@@ -76,7 +157,14 @@ impl Worker {
     pub async fn run(&self, shutdown: CancellationToken) -> WorkerStats {
         let held: HeldJobs = Arc::default();
         let slots = Arc::new(Semaphore::new(self.config.slots));
-        let by_tenant = SlotsByTenant::default();
+        let in_hand = InHand::default();
+        let pace = Arc::new(Pace::default());
+        let gate = Gate {
+            slots: slots.clone(),
+            closed: CancellationToken::new(),
+            held: held.clone(),
+            unstarted: Arc::default(),
+        };
         let wake = Arc::new(Notify::new());
         let committed = Arc::new(Notify::new());
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
@@ -110,6 +198,15 @@ impl Worker {
             stop_background.clone(),
         ));
 
+        let runner = attempt::Runner {
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            metrics: self.metrics.clone(),
+            quotas: self.quotas.clone(),
+            finished: finished_tx,
+            pace: pace.clone(),
+        };
+
         let most_per_tenant = self.config.most_per_tenant();
         let mut attempts = JoinSet::new();
         let mut queue_turn = 0usize;
@@ -127,11 +224,20 @@ impl Worker {
             // every lease held meanwhile makes commits slower still.
             let uncommitted = lock(&held).len();
             let room = (self.config.slots + self.config.commit_batch).saturating_sub(uncommitted);
-            let free = slots.available_permits().min(room);
+            let ahead = if pace.claims_ahead() {
+                self.config.slots
+            } else {
+                0
+            };
+            // A tenant's cap counts the jobs in hand, so claiming ahead raises it by as many.
+            let most_per_tenant = most_per_tenant + ahead;
+            let free = (self.config.slots + ahead)
+                .saturating_sub(in_hand.total())
+                .min(room);
             if free == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = slots.acquire(), if room > 0 => continue,
+                    _ = in_hand.left.notified(), if room > 0 => continue,
                     _ = committed.notified(), if room == 0 => continue,
                     // Held jobs can also leave by losing their lease, with nothing to commit.
                     _ = tokio::time::sleep(self.config.poll_interval), if room == 0 => continue,
@@ -140,7 +246,7 @@ impl Worker {
             let queue = &self.config.queues[queue_turn % self.config.queues.len()];
             queue_turn = queue_turn.wrapping_add(1);
             let limit = (free as u32).min(self.config.claim_batch);
-            let held_by_tenant = by_tenant.snapshot();
+            let held_by_tenant = in_hand.snapshot();
             let claimed = match self
                 .store
                 .job_claim_sharing(
@@ -169,8 +275,7 @@ impl Worker {
             round_was_capped |= reaches_cap(&held_by_tenant, &claimed, most_per_tenant);
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).claimed += got as u64;
             for job in claimed {
-                let permit = slots.clone().acquire_owned().await.expect("never closed");
-                let slot = by_tenant.take(job.tenant_id, permit);
+                let slot = in_hand.take(job.tenant_id);
                 lock(&held).insert(
                     job.id,
                     Held {
@@ -180,32 +285,29 @@ impl Worker {
                     },
                 );
                 let id = job.id;
-                let task = attempts.spawn(attempt::run(
-                    job,
-                    self.store.clone(),
-                    self.runtime.clone(),
-                    self.metrics.clone(),
-                    self.quotas.clone(),
-                    finished_tx.clone(),
-                    slot,
-                ));
+                let (gate, runner) = (gate.clone(), runner.clone());
+                let task = attempts.spawn(async move {
+                    if let Some(slot) = gate.enter(&job, slot).await {
+                        runner.run(job, slot).await;
+                    }
+                });
                 if let Some(h) = lock(&held).get_mut(&id) {
                     h.abort = Some(task);
                 }
             }
             // After a round of short batches every queue is drained for now: wait for a
             // notification or the poll interval, or, when a tenant is at its share of the
-            // slots, for one more slot to be given back. After a full batch there may be more.
+            // slots, for one more job to leave the worker's hands. After a full batch there
+            // may be more.
             round_was_full |= got == limit as usize;
             if queue_turn.is_multiple_of(self.config.queues.len())
                 && !std::mem::take(&mut round_was_full)
             {
                 let capped = std::mem::take(&mut round_was_capped);
-                let one_more = (slots.available_permits() + 1).min(self.config.slots) as u32;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = wake.notified() => {}
-                    _ = slots.acquire_many(one_more), if capped => {}
+                    _ = in_hand.left.notified(), if capped => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
             } else if queue_turn.is_multiple_of(self.config.queues.len()) {
@@ -213,8 +315,10 @@ impl Worker {
             }
         }
 
-        // Graceful shutdown: no more claims; let running attempts finish within the grace
-        // period, then abandon the rest (their leases expire and the rescuer retries them).
+        // Graceful shutdown: no more claims; jobs claimed ahead and still waiting for a slot
+        // are handed back unstarted; running attempts get the grace period to finish, then
+        // the rest are abandoned (their leases expire and the rescuer retries them).
+        gate.closed.cancel();
         let drained = tokio::time::timeout(self.config.grace_period, async {
             while attempts.join_next().await.is_some() {}
         })
@@ -227,7 +331,18 @@ impl Worker {
             attempts.abort_all();
             while attempts.join_next().await.is_some() {}
         }
-        drop(finished_tx);
+        let unstarted =
+            std::mem::take(&mut *gate.unstarted.lock().unwrap_or_else(|e| e.into_inner()));
+        if !unstarted.is_empty() {
+            match self.store.job_release_many(&unstarted).await {
+                Ok(released) => {
+                    tracing::info!(jobs = released.len(), "handed back jobs claimed ahead")
+                }
+                Err(e) => tracing::warn!(error = %e, jobs = unstarted.len(),
+                    "handing back jobs claimed ahead failed; they are retried when their leases expire"),
+            }
+        }
+        drop(runner);
         // What finished is committed within another grace period; past it the outcomes are
         // dropped (their jobs are retried when the leases expire), so SIGTERM always ends.
         let flushing = completer.abort_handle();
@@ -309,5 +424,49 @@ async fn listen(store: Store, queues: Vec<String>, wake: Arc<Notify>, stop: Canc
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_ahead_only_once_attempts_are_known_to_be_short() {
+        let pace = Pace::default();
+        assert!(!pace.claims_ahead(), "nothing measured yet");
+        for _ in 0..4 {
+            pace.record(Duration::from_micros(300));
+        }
+        assert!(pace.claims_ahead());
+        // A run of long attempts stops it within a few of them, and short ones bring it back.
+        let mut long = 0;
+        while pace.claims_ahead() {
+            pace.record(Duration::from_millis(100));
+            long += 1;
+        }
+        assert!(long <= 2, "{long} long attempts before it stopped");
+        let mut short = 0;
+        while !pace.claims_ahead() {
+            pace.record(Duration::from_micros(300));
+            short += 1;
+            assert!(short < 100, "short attempts never brought it back");
+        }
+    }
+
+    #[test]
+    fn a_job_counts_in_its_tenant_s_hand_until_its_slot_is_dropped() {
+        let in_hand = InHand::default();
+        let a = in_hand.take(1);
+        let b = in_hand.take(1);
+        let c = in_hand.take(2);
+        assert_eq!(in_hand.total(), 3);
+        let mut snapshot = in_hand.snapshot();
+        snapshot.sort();
+        assert_eq!(snapshot, [(1, 2), (2, 1)]);
+        drop((a, c));
+        assert_eq!(in_hand.snapshot(), [(1, 1)]);
+        drop(b);
+        assert_eq!(in_hand.total(), 0);
     }
 }
