@@ -77,6 +77,10 @@ pub struct WorkerArgs {
     /// work [default: all but an eighth of --slots].
     #[arg(long, env = "SPOOL_TENANT_SLOTS")]
     tenant_slots: Option<usize>,
+    /// Claim only into free slots, never ahead of them (by default the worker claims up to
+    /// one job per slot ahead while its attempts are short).
+    #[arg(long, env = "SPOOL_NO_CLAIM_AHEAD")]
+    no_claim_ahead: bool,
     /// The lease a claim holds, in milliseconds.
     #[arg(long, env = "SPOOL_LEASE_MS", default_value_t = 15_000)]
     lease_ms: u64,
@@ -115,6 +119,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         queues: args.queues,
         slots: args.slots,
         tenant_slots: args.tenant_slots,
+        claim_ahead: !args.no_claim_ahead,
         lease,
         heartbeat_interval: lease / 3,
         grace_period: Duration::from_millis(args.grace_ms),

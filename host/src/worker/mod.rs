@@ -48,6 +48,10 @@ pub struct WorkerConfig {
     pub tenant_slots: Option<usize>,
     /// The most jobs claimed in one statement. Default 200.
     pub claim_batch: u32,
+    /// While attempts are short (under 5 ms on recent average), claim up to one job per slot
+    /// ahead of the free slots, each waiting for a slot in claim order; the jobs still waiting
+    /// at shutdown are handed back unstarted. Default on.
+    pub claim_ahead: bool,
     /// How long a claim holds a job before the rescuer may take it back. Default 15 s.
     pub lease: Duration,
     /// How often leases are extended. Default 5 s (a third of the lease).
@@ -71,6 +75,7 @@ impl Default for WorkerConfig {
             slots: 32,
             tenant_slots: None,
             claim_batch: 200,
+            claim_ahead: true,
             lease: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),

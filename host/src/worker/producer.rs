@@ -224,7 +224,7 @@ impl Worker {
             // every lease held meanwhile makes commits slower still.
             let uncommitted = lock(&held).len();
             let room = (self.config.slots + self.config.commit_batch).saturating_sub(uncommitted);
-            let ahead = if pace.claims_ahead() {
+            let ahead = if self.config.claim_ahead && pace.claims_ahead() {
                 self.config.slots
             } else {
                 0

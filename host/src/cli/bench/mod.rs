@@ -95,6 +95,13 @@ pub struct BenchArgs {
     /// The most jobs the worker claims in one statement.
     #[arg(long, default_value_t = WorkerConfig::default().claim_batch)]
     claim_batch: u32,
+    /// The worker claims only into free slots, never ahead of them (`spool worker
+    /// --no-claim-ahead`).
+    #[arg(long)]
+    no_claim_ahead: bool,
+    /// The dead rows in `spool.jobs` at which maintenance vacuums it.
+    #[arg(long, default_value_t = MaintenanceConfig::default().vacuum_min_dead)]
+    vacuum_min_dead: u64,
     /// How long the worker's completer gathers outcomes before committing, in milliseconds.
     #[arg(long, default_value_t = WorkerConfig::default().commit_window.as_millis() as u64)]
     commit_window_ms: u64,
@@ -228,6 +235,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         slots: args.slots,
         tenant_slots: args.tenant_slots,
         claim_batch: args.claim_batch,
+        claim_ahead: !args.no_claim_ahead,
         commit_window: Duration::from_millis(args.commit_window_ms),
         commit_batch: args.commit_batch,
         ..WorkerConfig::default()
@@ -346,6 +354,8 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "database_kept": args.keep,
         "worker": {
             "claim_batch": args.claim_batch,
+            "claim_ahead": !args.no_claim_ahead,
+            "vacuum_min_dead": args.vacuum_min_dead,
             "commit_window_ms": args.commit_window_ms,
             "commit_batch": args.commit_batch,
             "db_connections": args.db_connections,
@@ -486,6 +496,7 @@ async fn run(
     let maintenance = Maintenance::new(
         MaintenanceConfig {
             node: worker_config.id.clone(),
+            vacuum_min_dead: args.vacuum_min_dead,
             ..MaintenanceConfig::default()
         },
         store.clone(),
