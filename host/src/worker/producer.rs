@@ -235,12 +235,14 @@ impl Worker {
                 .saturating_sub(in_hand.total())
                 .min(room);
             if free == 0 {
+                // Room comes back as jobs leave the worker's hands or their outcomes commit
+                // (either can be what holds the claim back, and both when claiming ahead),
+                // or as held jobs lose their lease, with nothing to commit.
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = in_hand.left.notified(), if room > 0 => continue,
-                    _ = committed.notified(), if room == 0 => continue,
-                    // Held jobs can also leave by losing their lease, with nothing to commit.
-                    _ = tokio::time::sleep(self.config.poll_interval), if room == 0 => continue,
+                    _ = in_hand.left.notified() => continue,
+                    _ = committed.notified() => continue,
+                    _ = tokio::time::sleep(self.config.poll_interval) => continue,
                 }
             }
             let queue = &self.config.queues[queue_turn % self.config.queues.len()];
