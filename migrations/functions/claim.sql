@@ -44,6 +44,12 @@ SET enable_mergejoin = off
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
+    -- Claims on one queue take turns (the lock is held until the claiming transaction ends),
+    -- and the claim below reads a snapshot taken after its turn came: it sees every job the
+    -- claimer before it took. Without this, a claimer that waited for another (on a tenant's
+    -- claim lock) picked the very jobs the other had just taken, skipped them all, and came
+    -- back empty, leaving its worker idle until the next notification or poll.
+    PERFORM pg_advisory_xact_lock(1936683883, hashtext(p_queue));
     RETURN QUERY
     WITH RECURSIVE tenants AS (
         -- A loose index scan along jobs_available: each distinct tenant with available work

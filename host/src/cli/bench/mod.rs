@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 mod peer;
+mod scale_out;
 
 /// The handler name the component is uploaded under.
 const HANDLER: &str = "bench-noop";
@@ -124,6 +125,10 @@ pub struct BenchArgs {
     /// Print only the JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// Adds a last phase: `--jobs` burned down by one `spool worker` process (this binary,
+    /// with `--slots`) and then by this many, against the bench database; reports both rates.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    worker_processes: Option<u32>,
     /// Adds a last phase with a hostile neighbour: the bench tenant's `--jobs` are burned down
     /// once alone and once beside a second tenant (default limits) whose jobs run these
     /// actions of the `hostile` fixture (comma-separated, e.g.
@@ -174,6 +179,8 @@ struct Inputs {
     job: NewJob,
     /// The `--hostile` neighbour's component, when asked for.
     hostile_component: Option<Vec<u8>>,
+    /// Where compiled components are cached (the worker processes' too).
+    cache_dir: Option<PathBuf>,
 }
 
 /// What the phases measured.
@@ -186,6 +193,8 @@ struct Measured {
     api: Option<(f64, f64, f64)>,
     /// The `--hostile` phase.
     neighbour: Option<Neighbour>,
+    /// The `--worker-processes` phase.
+    scale_out: Vec<scale_out::Run>,
     /// What the worker counted over the whole run.
     stats: WorkerStats,
 }
@@ -270,6 +279,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         job: NewJob::json(HANDLER, &payload),
         component: bytes,
         hostile_component,
+        cache_dir: args.cache_dir.clone().or_else(super::default_cache_dir),
     };
     let shutdown = CancellationToken::new();
     let measured = tokio::select! {
@@ -339,6 +349,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "ratio": round3(n.beside_jobs_per_s / n.alone_jobs_per_s),
             "neighbour_attempts": n.neighbour_attempts,
         })),
+        "scale_out": (!measured.scale_out.is_empty()).then(|| {
+            measured.scale_out.iter().map(|r| json!({
+                "worker_processes": r.processes,
+                "burn_down_jobs_per_s": r.jobs_per_s.round(),
+            })).collect::<Vec<_>>()
+        }),
         "peer": peer_run.as_ref().map(|p| json!({
             "name": args.peer.map(|p| p.name()),
             "burn_down_jobs_per_s": p.jobs_per_s.round(),
@@ -420,6 +436,14 @@ fn print_human(args: &BenchArgs, m: &Measured, postgres_version: &str) {
         println!(
             "  POST /v1/jobs x{}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
             args.api_requests
+        );
+    }
+    for r in &m.scale_out {
+        println!(
+            "  burn-down by {} spool worker process{}: {:.0} jobs/s",
+            r.processes,
+            if r.processes == 1 { "" } else { "es" },
+            r.jobs_per_s
         );
     }
     if let Some(n) = &m.neighbour {
@@ -553,9 +577,29 @@ async fn run(
     shutdown.cancel();
     let stats = running.await.unwrap_or_else(|_| worker.stats());
     let _ = maintenance.await;
+
+    // Phase 6: worker processes, this process's worker stopped.
+    let scale_out = match args.worker_processes {
+        Some(n) => {
+            let mut url =
+                url::Url::parse(&args.database_url).context("--database-url is not a URL")?;
+            url.set_path(database);
+            let settings = scale_out::Settings {
+                url: url.to_string(),
+                jobs: args.jobs,
+                batch: args.batch,
+                slots: args.slots,
+                cache_dir: inputs.cache_dir.as_deref(),
+                component: &inputs.component,
+            };
+            scale_out::run(&store, job, &settings, n).await?
+        }
+        None => Vec::new(),
+    };
     store.close().await;
     Ok(Measured {
         neighbour,
+        scale_out,
         enqueue_jobs_per_s: args.jobs as f64 / enqueue_secs,
         burn_down_jobs_per_s: args.jobs as f64 / burn_down_secs,
         burn_down_secs,
