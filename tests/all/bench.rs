@@ -73,3 +73,59 @@ async fn bench_with_a_peer_reports_both_burn_downs_and_their_ratio() {
         );
     }
 }
+
+/// `spool bench --worker-processes 2`: the burn-down again by one and then by two `spool worker`
+/// processes against the bench database, each rate in the report, every job of each done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_with_worker_processes_reports_one_and_several() {
+    let component = components_dir().join("hostile.wasm");
+    let component = component.to_str().expect("a UTF-8 path");
+    let run = Run::spool(
+        &[
+            "bench",
+            "--jobs",
+            "300",
+            "--rate",
+            "0",
+            "--api-requests",
+            "0",
+            "--slots",
+            "8",
+            "--component",
+            component,
+            "--worker-processes",
+            "2",
+            "--json",
+        ],
+        &[(
+            "SPOOL_CACHE_DIR",
+            spool_tests::cache_dir().to_str().unwrap(),
+        )],
+        None,
+        Duration::from_secs(300),
+    )
+    .await
+    .success();
+    let report = run.json();
+    let runs = report["scale_out"].as_array().expect("scale_out runs");
+    let processes: Vec<u64> = runs
+        .iter()
+        .map(|r| r["worker_processes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(processes, [1, 2], "{report}");
+    for r in runs {
+        assert!(
+            r["burn_down_jobs_per_s"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    // Refused: one process is the baseline the phase always runs.
+    Run::spool(
+        &["bench", "--worker-processes", "1"],
+        &[],
+        None,
+        Duration::from_secs(30),
+    )
+    .await
+    .failure(2, "--worker-processes");
+}

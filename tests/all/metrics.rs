@@ -267,13 +267,14 @@ async fn a_job_whose_key_is_already_done_counts_as_a_duplicate() {
     let db = test_db().await;
     let t = tenant_with_handlers(&db.store, "acme", &["hello"]).await;
     let metrics = Arc::new(Metrics::new().with_stats_ttl(Duration::ZERO));
-    let id = enqueue(&db.store, t, &[NewJob::json("hello", &json!({}))]).await[0];
-    let key = db.store.job_get(t, id).await.unwrap().idempotency_key;
+    let mut job = NewJob::json("hello", &json!({}));
+    job.idempotency_key = Some("order-1".into());
+    enqueue(&db.store, t, &[job]).await;
     // Another job already committed this key (through a second path, say).
     db.store
         .admin_execute(&format!(
-            "INSERT INTO spool.idempotency (tenant_id, key, job_id, payload_hash, done_at)
-             VALUES ({t}, '{key}', gen_random_uuid(), '\\x00', now())"
+            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now()
+             WHERE tenant_id = {t} AND key = 'order-1'"
         ))
         .await
         .unwrap();

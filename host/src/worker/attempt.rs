@@ -30,7 +30,7 @@ impl Runner {
     pub(crate) async fn run(&self, job: ClaimedJob, slot: super::producer::Slot) {
         let running = self.metrics.worker_running();
         let fields = JobFields::of(&job);
-        let started = Instant::now();
+        let timing = self.pace.start();
         let outcome = execute(
             &job,
             &fields,
@@ -40,7 +40,7 @@ impl Runner {
             &self.quotas,
         )
         .await;
-        self.pace.record(started.elapsed());
+        drop(timing);
         drop(slot);
         drop(running);
         let _ = self.finished.send(Done {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -24,16 +24,37 @@ use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 /// them, and another tenant's work arriving meanwhile behind it.
 const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(5);
 
-/// The recent average time of this worker's attempts, in µs (0 before the first): each
-/// attempt moves it an eighth of the way to its own time.
+/// How long this worker's attempts take: the recent average of those that ended (in µs, 0
+/// before the first; each moves it an eighth of the way to its own time), and when each one
+/// still running started, so that attempts running long count before they end.
 #[derive(Debug, Default)]
-pub(crate) struct Pace(AtomicU64);
+pub(crate) struct Pace {
+    average_us: AtomicU64,
+    next: AtomicU64,
+    running: Mutex<HashMap<u64, Instant>>,
+}
 
 impl Pace {
-    pub(crate) fn record(&self, took: Duration) {
+    /// Notes an attempt starting; it ends (and is averaged in) when the guard drops.
+    pub(crate) fn start(self: &Arc<Self>) -> Timing {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        self.lock().insert(id, started);
+        Timing {
+            pace: self.clone(),
+            id,
+            started,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Instant>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, took: Duration) {
         let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let _ = self
-            .0
+            .average_us
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
                 Some(if avg == 0 {
                     took
@@ -43,10 +64,31 @@ impl Pace {
             });
     }
 
-    /// Whether attempts are short enough to claim ahead of free slots.
+    /// Whether attempts are short enough to claim ahead of free slots: those that ended lately
+    /// took under [`CLAIM_AHEAD_BELOW`] on average, and none running has taken longer yet.
     fn claims_ahead(&self) -> bool {
-        let avg = self.0.load(Ordering::Relaxed);
-        avg > 0 && u128::from(avg) < CLAIM_AHEAD_BELOW.as_micros()
+        let avg = self.average_us.load(Ordering::Relaxed);
+        if avg == 0 || u128::from(avg) >= CLAIM_AHEAD_BELOW.as_micros() {
+            return false;
+        }
+        let now = Instant::now();
+        self.lock()
+            .values()
+            .all(|&started| now.duration_since(started) < CLAIM_AHEAD_BELOW)
+    }
+}
+
+/// One attempt being timed by its worker's [`Pace`].
+pub(crate) struct Timing {
+    pace: Arc<Pace>,
+    id: u64,
+    started: Instant,
+}
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        self.pace.lock().remove(&self.id);
+        self.pace.record(self.started.elapsed());
     }
 }
 
@@ -435,7 +477,7 @@ mod tests {
 
     #[test]
     fn claims_ahead_only_once_attempts_are_known_to_be_short() {
-        let pace = Pace::default();
+        let pace = Arc::new(Pace::default());
         assert!(!pace.claims_ahead(), "nothing measured yet");
         for _ in 0..4 {
             pace.record(Duration::from_micros(300));
@@ -454,6 +496,24 @@ mod tests {
             short += 1;
             assert!(short < 100, "short attempts never brought it back");
         }
+    }
+
+    #[test]
+    fn an_attempt_running_long_stops_claiming_ahead_before_it_ends() {
+        let pace = Arc::new(Pace::default());
+        for _ in 0..4 {
+            pace.record(Duration::from_micros(300));
+        }
+        let long = pace.start();
+        assert!(pace.claims_ahead(), "it has only just started");
+        // As if it had started one bound ago.
+        *pace.lock().get_mut(&long.id).unwrap() -= CLAIM_AHEAD_BELOW;
+        assert!(!pace.claims_ahead(), "it has run past the bound");
+        drop(long);
+        assert!(
+            pace.claims_ahead(),
+            "once it ended it moved the average an eighth of the way: still short"
+        );
     }
 
     #[test]

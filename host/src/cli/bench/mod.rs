@@ -673,22 +673,46 @@ async fn victim_burn_down(
             .await?;
         left -= n;
     }
+    wait_drained(
+        store,
+        victim,
+        args.jobs,
+        &bar,
+        Duration::from_millis(20),
+        || Ok(()),
+    )
+    .await?;
+    bar.finish();
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Waits until `tenant` has nothing pending, polling `every` (each poll counts the tenant's
+/// pending jobs: a cost the database pays beside the work measured), moving `bar` along
+/// (`jobs` in all) and calling `check` (what else may have gone wrong) on every poll. Fails
+/// past [`STALL_TIMEOUT`] without progress.
+async fn wait_drained(
+    store: &Store,
+    tenant: i64,
+    jobs: u64,
+    bar: &ProgressBar,
+    every: Duration,
+    mut check: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut last = (u64::MAX, Instant::now());
     loop {
-        let pending = store.tenant_pending(victim).await?.max(0) as u64;
-        bar.set_position(args.jobs.saturating_sub(pending));
+        check()?;
+        let pending = store.tenant_pending(tenant).await?.max(0) as u64;
+        bar.set_position(jobs.saturating_sub(pending));
         if pending == 0 {
-            break;
+            return Ok(());
         }
         if pending != last.0 {
             last = (pending, Instant::now());
         } else if last.1.elapsed() > STALL_TIMEOUT {
-            bail!("the victim's jobs stalled for {STALL_TIMEOUT:?} with {pending} pending");
+            bail!("jobs stalled for {STALL_TIMEOUT:?} with {pending} pending");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
     }
-    bar.finish();
-    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Serves the API on loopback and times `requests` single-job enqueues, one after another:

@@ -10,7 +10,10 @@ use anyhow::{Context, bail};
 use spool::model::{NewJob, TenantLimitSpec};
 use spool::store::Store;
 
-use super::{HANDLER, STALL_TIMEOUT, progress};
+use super::{HANDLER, progress, wait_drained};
+
+/// How often the phase counts the jobs still pending.
+const POLL: Duration = Duration::from_millis(50);
 
 /// One burn-down by `processes` worker processes.
 pub struct Run {
@@ -80,21 +83,7 @@ pub async fn run(
                 .map(|_| spawn(s))
                 .collect::<anyhow::Result<Vec<_>>>()?,
         );
-        let mut last = (u64::MAX, Instant::now());
-        loop {
-            workers.check()?;
-            let pending = store.tenant_pending(tenant.id).await?.max(0) as u64;
-            bar.set_position(s.jobs.saturating_sub(pending));
-            if pending == 0 {
-                break;
-            }
-            if pending != last.0 {
-                last = (pending, Instant::now());
-            } else if last.1.elapsed() > STALL_TIMEOUT {
-                bail!("{n} worker processes stalled for {STALL_TIMEOUT:?} with {pending} pending");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_drained(store, tenant.id, s.jobs, &bar, POLL, || workers.check()).await?;
         let secs = started.elapsed().as_secs_f64();
         drop(workers);
         bar.finish();
