@@ -504,8 +504,11 @@ async fn a_worker_paused_past_its_lease_commits_nothing_when_it_wakes() {
         .lines()
         .find(|l| l.contains("worker stopped"))
         .unwrap_or_else(|| panic!("the zombie logged no stats:\n{log}"));
+    // Besides the warm-up job, the zombie may have completed the job's follow-up once it woke
+    // (the rescuer enqueued it on commit, and may have handed it back unstarted when stopped).
     assert!(
-        stats.contains("completed: 1,") && stats.contains("stale: 1"),
+        (stats.contains("completed: 1,") || stats.contains("completed: 2,"))
+            && stats.contains("stale: 1"),
         "the zombie completed the warm-up job and its late commit was stale: {stats}"
     );
 

@@ -478,28 +478,7 @@ async fn run(
             .await
             .context("running the --setup-sql file")?;
     }
-    // The tenant's running cap must never be what limits the bench: besides the attempts in
-    // the slots, every attempt that finished and waits for its commit still counts as
-    // running, and a claim cut short by the cap leaves the producer idle until its next poll.
-    let max_running = i32::MAX as u32;
-    let tenant = store
-        .tenant_create(
-            "bench",
-            &spool::model::TenantLimitSpec {
-                max_running: Some(max_running),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
-    store
-        .handler_put(
-            tenant.id,
-            HANDLER,
-            &cache::digest(&inputs.component),
-            &inputs.component,
-        )
-        .await?;
+    let tenant = bench_tenant(&store, "bench", &inputs.component).await?;
     let job = &inputs.job;
 
     // Phase 1: enqueue into an idle queue.
@@ -652,6 +631,31 @@ async fn neighbour(
         beside_jobs_per_s: args.jobs as f64 / beside,
         neighbour_attempts: attempts,
     })
+}
+
+/// Creates tenant `name` running `component` as the bench's handler, with no running cap:
+/// the cap must never be what limits the bench (besides the attempts in the slots, every
+/// attempt that finished and waits for its commit still counts as running, and a claim cut
+/// short by the cap leaves the producer idle until its next poll).
+async fn bench_tenant(
+    store: &Store,
+    name: &str,
+    component: &[u8],
+) -> anyhow::Result<spool::store::Tenant> {
+    let tenant = store
+        .tenant_create(
+            name,
+            &spool::model::TenantLimitSpec {
+                max_running: Some(i32::MAX as u32),
+                ..Default::default()
+            },
+            None,
+        )
+        .await?;
+    store
+        .handler_put(tenant.id, HANDLER, &cache::digest(component), component)
+        .await?;
+    Ok(tenant)
 }
 
 /// Enqueues the victim's `--jobs` while the worker runs and waits until the victim has nothing

@@ -7,10 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use spool::model::{NewJob, TenantLimitSpec};
+use spool::model::NewJob;
 use spool::store::Store;
 
-use super::{HANDLER, progress, wait_drained};
+use super::{bench_tenant, progress, wait_drained};
 
 /// How often the phase counts the jobs still pending.
 const POLL: Duration = Duration::from_millis(50);
@@ -43,24 +43,7 @@ pub async fn run(
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for n in [1, processes] {
-        let tenant = store
-            .tenant_create(
-                &format!("scale-out-{n}"),
-                &TenantLimitSpec {
-                    max_running: Some(i32::MAX as u32),
-                    ..Default::default()
-                },
-                None,
-            )
-            .await?;
-        store
-            .handler_put(
-                tenant.id,
-                HANDLER,
-                &spool::runtime::cache::digest(s.component),
-                s.component,
-            )
-            .await?;
+        let tenant = bench_tenant(store, &format!("scale-out-{n}"), s.component).await?;
         let mut left = s.jobs;
         while left > 0 {
             let k = left.min(s.batch as u64);
