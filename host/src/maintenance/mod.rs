@@ -2,7 +2,7 @@
 //! the scheduler (due scheduled/retryable jobs → available), the schedule firer (due ticks of
 //! tenants' cron schedules → jobs, `schedules.rs`), the rescuer (expired leases → retried as
 //! `lost`), the counter folder, the vacuumer (the hot table, once it has churned), and the
-//! pruner (history partitions, done-records).
+//! pruner (history partitions, done-records; with it, the running counts' reconciler).
 //!
 //! Each service has a `run_once` that does one pass and returns counts, so tests can drive
 //! it directly; [`Maintenance::run`] loops them on their intervals.
@@ -181,6 +181,21 @@ impl Maintenance {
             .await
     }
 
+    /// Sets each tenant's running count (which the claim holds `max_running` to) back to the
+    /// jobs it has running wherever it has drifted, and warns of each. Returns how many were
+    /// off. Runs with the pruner.
+    pub async fn reconcile_once(&self) -> Result<usize, StoreError> {
+        let off = self.store.running_reconcile().await?;
+        for (tenant, by) in &off {
+            tracing::warn!(
+                tenant,
+                off_by = by,
+                "a tenant's running count had drifted; corrected"
+            );
+        }
+        Ok(off.len())
+    }
+
     /// Keeps history partitions ahead, drops expired ones, drops throughput figures as old as
     /// history, and prunes old done-records. Returns (partitions created, partitions dropped,
     /// done-records pruned).
@@ -276,7 +291,10 @@ impl Maintenance {
                 }
                 _ = rescue.tick(), if leads => log("rescuer", self.rescue_once(None).await),
                 _ = fold.tick(), if leads => log("counter folder", self.fold_once().await),
-                _ = prune.tick(), if leads => log("pruner", self.prune_once().await),
+                _ = prune.tick(), if leads => {
+                    log("pruner", self.prune_once().await);
+                    log("running-count reconciler", self.reconcile_once().await);
+                }
             }
         }
     }

@@ -175,6 +175,26 @@ impl Store {
         Ok((dead, true))
     }
 
+    /// Sets every tenant's running count to the jobs it has running, where it has drifted
+    /// (see `migrations/functions/running_reconcile.sql`). Returns `(tenant, off by)` for each
+    /// count that was off.
+    pub async fn running_reconcile(&self) -> Result<Vec<(i64, i64)>> {
+        let tenants: Vec<i64> = sqlx::query_scalar(include_str!("sql/running_count_tenants.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut off = Vec::new();
+        for tenant in tenants {
+            let by: i64 = sqlx::query_scalar("SELECT spool.running_reconcile($1)")
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?;
+            if by != 0 {
+                off.push((tenant, by));
+            }
+        }
+        Ok(off)
+    }
+
     /// Returns every (tenant, queue, state) count, folded totals plus pending deltas.
     pub async fn queue_counts(&self) -> Result<Vec<QueueCount>> {
         let rows: Vec<QueueCountRow> = sqlx::query_as(include_str!("sql/queue_counts.sql"))

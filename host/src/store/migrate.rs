@@ -60,6 +60,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     function!("rescue_many"),
     function!("retry_many"),
     function!("running_add"),
+    function!("running_reconcile"),
     function!("schedule_due"),
     function!("schedule_fire"),
 ];
