@@ -14,37 +14,38 @@ async fn bench_databases(admin: &sqlx::PgPool) -> Vec<String> {
         .expect("listing databases")
 }
 
+/// `spool bench` of 300 no-op jobs of the hostile fixture on 8 slots, burn-down only, with
+/// `extra` arguments and `env`; it must succeed.
+async fn small_bench(extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let component = components_dir().join("hostile.wasm");
+    let component = component.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "bench",
+        "--jobs",
+        "300",
+        "--rate",
+        "0",
+        "--api-requests",
+        "0",
+        "--slots",
+        "8",
+        "--component",
+        component,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Run::spool(&args, env, None, Duration::from_secs(300))
+        .await
+        .success()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_with_a_peer_reports_both_burn_downs_and_their_ratio() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL is set");
     let admin = sqlx::PgPool::connect(&url).await.expect("connecting");
     let before = bench_databases(&admin).await;
-    let component = components_dir().join("hostile.wasm");
-    let component = component.to_str().expect("a UTF-8 path");
-    let run = Run::spool(
-        &[
-            "bench",
-            "--jobs",
-            "300",
-            "--rate",
-            "0",
-            "--api-requests",
-            "0",
-            "--slots",
-            "8",
-            "--component",
-            component,
-            "--peer",
-            "graphile",
-            "--json",
-        ],
-        &[],
-        None,
-        // A first run installs graphile-worker with npm.
-        Duration::from_secs(300),
-    )
-    .await
-    .success();
+    // A first run installs graphile-worker with npm.
+    let run = small_bench(&["--peer", "graphile"], &[]).await;
     let report = run.json();
     let spool = report["burn_down_jobs_per_s"]
         .as_f64()
@@ -78,34 +79,12 @@ async fn bench_with_a_peer_reports_both_burn_downs_and_their_ratio() {
 /// processes against the bench database, each rate in the report, every job of each done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_with_worker_processes_reports_one_and_several() {
-    let component = components_dir().join("hostile.wasm");
-    let component = component.to_str().expect("a UTF-8 path");
-    let run = Run::spool(
-        &[
-            "bench",
-            "--jobs",
-            "300",
-            "--rate",
-            "0",
-            "--api-requests",
-            "0",
-            "--slots",
-            "8",
-            "--component",
-            component,
-            "--worker-processes",
-            "2",
-            "--json",
-        ],
-        &[(
-            "SPOOL_CACHE_DIR",
-            spool_tests::cache_dir().to_str().unwrap(),
-        )],
-        None,
-        Duration::from_secs(300),
+    let cache = spool_tests::cache_dir();
+    let run = small_bench(
+        &["--worker-processes", "2"],
+        &[("SPOOL_CACHE_DIR", cache.to_str().unwrap())],
     )
-    .await
-    .success();
+    .await;
     let report = run.json();
     let runs = report["scale_out"].as_array().expect("scale_out runs");
     let processes: Vec<u64> = runs
