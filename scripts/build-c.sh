@@ -24,50 +24,27 @@ declare -A WORLDS=(
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPT="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
+HELP=2,17
 BUILD_SH="$ROOT/host/templates/c/build.sh"
 WIT_DIR="$ROOT/wit"
 TOOLS="$ROOT/target/c-tools"
 OUT_DIR="$ROOT/target/wasm32-wasip2/release"
 
-force="${FORCE:-0}"
-examples=()
-for arg in "$@"; do
-    case "$arg" in
-        --force) force=1 ;;
-        -h|--help) sed -n '2,17p' "$SCRIPT" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        -*) echo "build-c.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-        *)
-            if [[ -z "${WORLDS[$arg]:-}" ]]; then
-                echo "build-c.sh: unknown example: $arg (one of: ${!WORLDS[*]})" >&2
-                exit 2
-            fi
-            examples+=("$arg")
-            ;;
-    esac
-done
-if [[ ${#examples[@]} == 0 ]]; then
-    examples=(c-hello)
-fi
+# shellcheck source=scripts/examples.sh
+source "$ROOT/scripts/examples.sh"
+parse_examples "$@"
 
 # The examples whose output is missing or older than one of their inputs.
 stale=()
 for example in "${examples[@]}"; do
     dir="$ROOT/examples/$example"
-    out="$OUT_DIR/${example//-/_}.wasm"
     if ! compgen -G "$dir/*.c" >/dev/null; then
         echo "build-c.sh: no $dir/*.c found" >&2
         exit 1
     fi
-    if [[ "$force" != 1 && -f "$out" ]]; then
-        newer="$(find "$dir" "$WIT_DIR" "$SCRIPT" "$BUILD_SH" -type f \
-            \( -name '*.c' -o -name '*.h' -o -name '*.wit' -o -name '*.sh' \) -newer "$out" \
-            -print -quit)"
-        if [[ -z "$newer" ]]; then
-            echo "$example: up to date ($out)"
-            continue
-        fi
-    fi
-    stale+=("$example")
+    up_to_date "$example" "$dir" "$WIT_DIR" "$SCRIPT" "$BUILD_SH" -type f \
+        \( -name '*.c' -o -name '*.h' -o -name '*.wit' -o -name '*.sh' \) \
+        || stale+=("$example")
 done
 if [[ ${#stale[@]} == 0 ]]; then
     exit 0
@@ -76,7 +53,8 @@ fi
 # Builds examples/$1 against world $2 of wit/.
 build() {
     local example="$1" world="$2"
-    local dir="$ROOT/examples/$example" out="$OUT_DIR/${example//-/_}.wasm"
+    local dir="$ROOT/examples/$example" out
+    out="$(example_output "$example")"
     local versions
     versions="$(sed -n 's/^\(WIT_BINDGEN\|WASM_TOOLS\|ADAPTER\)_VERSION=/\1 /p' "$BUILD_SH" \
         | tr '\n' ' ' | tr '[:upper:]_' '[:lower:]-')"

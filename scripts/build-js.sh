@@ -24,52 +24,29 @@ declare -A WORLDS=(
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPT="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
+HELP=2,16
 WIT_DIR="$ROOT/wit"
 TOOLS="$ROOT/target/js-tools"
 OUT_DIR="$ROOT/target/wasm32-wasip2/release"
 NODE_MAJOR_MIN=20
 
-force="${FORCE:-0}"
-examples=()
-for arg in "$@"; do
-    case "$arg" in
-        --force) force=1 ;;
-        -h|--help) sed -n '2,16p' "$SCRIPT" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        -*) echo "build-js.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-        *)
-            if [[ -z "${WORLDS[$arg]:-}" ]]; then
-                echo "build-js.sh: unknown example: $arg (one of: ${!WORLDS[*]})" >&2
-                exit 2
-            fi
-            examples+=("$arg")
-            ;;
-    esac
-done
-if [[ ${#examples[@]} == 0 ]]; then
-    examples=(js-hello)
-fi
+# shellcheck source=scripts/examples.sh
+source "$ROOT/scripts/examples.sh"
+parse_examples "$@"
 
 # The examples whose output is missing or older than one of their inputs.
 stale=()
 for example in "${examples[@]}"; do
     dir="$ROOT/examples/$example"
-    out="$OUT_DIR/${example//-/_}.wasm"
     for file in app.js package.json package-lock.json; do
         if [[ ! -f "$dir/$file" ]]; then
             echo "build-js.sh: $dir/$file not found" >&2
             exit 1
         fi
     done
-    if [[ "$force" != 1 && -f "$out" ]]; then
-        newer="$(find "$dir" "$WIT_DIR" "$SCRIPT" -path "$dir/types" -prune -o -type f \
-            \( -name '*.js' -o -name '*.json' -o -name '*.wit' -o -name '*.sh' \) -newer "$out" \
-            -print -quit)"
-        if [[ -z "$newer" ]]; then
-            echo "$example: up to date ($out)"
-            continue
-        fi
-    fi
-    stale+=("$example")
+    up_to_date "$example" "$dir" "$WIT_DIR" "$SCRIPT" -path "$dir/types" -prune -o -type f \
+        \( -name '*.js' -o -name '*.json' -o -name '*.wit' -o -name '*.sh' \) \
+        || stale+=("$example")
 done
 if [[ ${#stale[@]} == 0 ]]; then
     exit 0
@@ -114,7 +91,8 @@ trap 'if [[ -n "$partial" ]]; then rm -f "$partial"; fi' EXIT
 build() {
     local example="$1" world="$2"
     local dir="$ROOT/examples/$example" bin="$TOOLS/$example/node_modules/.bin"
-    local out="$OUT_DIR/${example//-/_}.wasm"
+    local out
+    out="$(example_output "$example")"
     install_tools "$example"
     local version
     version="$(node -p "require('$TOOLS/$example/node_modules/@bytecodealliance/componentize-js/package.json').version")"

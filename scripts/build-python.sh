@@ -27,48 +27,27 @@ declare -A WORLDS=(
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPT="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"
+HELP=2,14
 WIT_DIR="$ROOT/wit"
 VENV="$ROOT/target/python-venv"
 OUT_DIR="$ROOT/target/wasm32-wasip2/release"
 PYTHON="${PYTHON:-python3}"
 
-force="${FORCE:-0}"
-examples=()
-for arg in "$@"; do
-    case "$arg" in
-        --force) force=1 ;;
-        -h|--help) sed -n '2,14p' "$SCRIPT" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        -*) echo "build-python.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-        *)
-            if [[ -z "${WORLDS[$arg]:-}" ]]; then
-                echo "build-python.sh: unknown example: $arg (one of: ${!WORLDS[*]})" >&2
-                exit 2
-            fi
-            examples+=("$arg")
-            ;;
-    esac
-done
-if [[ ${#examples[@]} == 0 ]]; then
-    examples=(python-hello python-http)
-fi
+# shellcheck source=scripts/examples.sh
+source "$ROOT/scripts/examples.sh"
+parse_examples "$@"
 
 # The examples whose output is missing or older than one of their inputs.
 stale=()
 for example in "${examples[@]}"; do
     app="$ROOT/examples/$example/app.py"
-    out="$OUT_DIR/${example//-/_}.wasm"
     if [[ ! -f "$app" ]]; then
         echo "build-python.sh: $app not found" >&2
         exit 1
     fi
-    if [[ "$force" != 1 && -f "$out" ]]; then
-        newer="$(find "$app" "$WIT_DIR" "$SCRIPT" -type f \( -name '*.py' -o -name '*.wit' -o -name '*.sh' \) -newer "$out" -print -quit)"
-        if [[ -z "$newer" ]]; then
-            echo "$example: up to date ($out)"
-            continue
-        fi
-    fi
-    stale+=("$example")
+    up_to_date "$example" "$app" "$WIT_DIR" "$SCRIPT" -type f \
+        \( -name '*.py' -o -name '*.wit' -o -name '*.sh' \) \
+        || stale+=("$example")
 done
 if [[ ${#stale[@]} == 0 ]]; then
     exit 0
@@ -105,7 +84,8 @@ trap 'if [[ -n "$partial" ]]; then rm -f "$partial"; fi' EXIT
 # Builds examples/$1 against world $2 of wit/.
 build() {
     local example="$1" world="$2"
-    local stage="$ROOT/target/$example" out="$OUT_DIR/${example//-/_}.wasm"
+    local stage="$ROOT/target/$example" out
+    out="$(example_output "$example")"
     # Build from a staged copy of the app so that the interpreter's byte-code cache
     # (__pycache__) lands in target/, not in the source tree.
     rm -rf "$stage"
