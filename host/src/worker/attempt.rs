@@ -13,8 +13,7 @@ use crate::quota::{QuotaError, Quotas};
 use crate::runtime::{Prepared, Runtime};
 use crate::store::{Completion, Failure, Store, StoreError};
 
-/// What running attempts needs, shared by every attempt of a worker. Cheap to clone.
-#[derive(Clone)]
+/// What running attempts needs, shared (behind an `Arc`) by every attempt of a worker.
 pub(crate) struct Runner {
     pub(crate) store: Store,
     pub(crate) runtime: Arc<Runtime>,

@@ -154,7 +154,6 @@ impl Drop for Slot {
 
 /// Where claimed jobs wait for an execution slot, and what becomes of those still waiting at
 /// shutdown: they are handed back to the database unstarted (see `Store::job_release_many`).
-#[derive(Clone)]
 struct Gate {
     slots: Arc<Semaphore>,
     closed: CancellationToken,
@@ -198,15 +197,14 @@ impl Worker {
     /// grace period to finish, commits what finished, and returns.
     pub async fn run(&self, shutdown: CancellationToken) -> WorkerStats {
         let held: HeldJobs = Arc::default();
-        let slots = Arc::new(Semaphore::new(self.config.slots));
         let in_hand = InHand::default();
         let pace = Arc::new(Pace::default());
-        let gate = Gate {
-            slots: slots.clone(),
+        let gate = Arc::new(Gate {
+            slots: Arc::new(Semaphore::new(self.config.slots)),
             closed: CancellationToken::new(),
             held: held.clone(),
             unstarted: Arc::default(),
-        };
+        });
         let wake = Arc::new(Notify::new());
         let committed = Arc::new(Notify::new());
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
@@ -240,14 +238,14 @@ impl Worker {
             stop_background.clone(),
         ));
 
-        let runner = attempt::Runner {
+        let runner = Arc::new(attempt::Runner {
             store: self.store.clone(),
             runtime: self.runtime.clone(),
             metrics: self.metrics.clone(),
             quotas: self.quotas.clone(),
             finished: finished_tx,
             pace: pace.clone(),
-        };
+        });
 
         let most_per_tenant = self.config.most_per_tenant();
         let mut attempts = JoinSet::new();
