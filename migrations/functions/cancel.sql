@@ -8,9 +8,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM spool.finish_jobs(ARRAY[p_tenant_id], ARRAY[p_id], 'cancelled', ARRAY[NULL::bytea],
-                              ARRAY[NULL::jsonb], ARRAY[false], ARRAY[NULL::jsonb],
-                              coalesce(p_now, now()));
+    PERFORM spool.finish_jobs(ARRAY[p_tenant_id], ARRAY[p_id], NULL, 'cancelled',
+                              ARRAY[NULL::bytea], ARRAY[NULL::jsonb], ARRAY[false],
+                              ARRAY[NULL::jsonb], false, coalesce(p_now, now()));
     RETURN true;
 END
 $$;

@@ -56,45 +56,27 @@ DECLARE
     v_fast      boolean := true;
     f_tenants   bigint[];
     f_ids       uuid[];
+    f_leases    uuid[];
+    f_done      uuid[];
     f_results   bytea[];
     f_logs      jsonb[];
     f_dups      boolean[];
 BEGIN
-    -- Fast path: every job without effects, set-based.
+    -- Fast path: every job without effects, set-based. finish_jobs moves them in one
+    -- statement, fenced by the delete itself (no separate row lock), and writes the
+    -- done-records of those with keys from the rows it moved.
     BEGIN
-        WITH input AS (
-            SELECT * FROM unnest(p_tenants, p_ids, p_leases, p_results, p_logs, p_effects)
-                AS i(tenant_id, id, lease, result, logs, effects)
-            WHERE i.effects IS NULL
-        ), fenced AS (
-            SELECT jb.tenant_id, jb.id, jb.idempotency_key, jb.payload_hash, i.result, i.logs
-            FROM input i
-            JOIN spool.jobs jb ON jb.tenant_id = i.tenant_id AND jb.id = i.id
-            -- Running, by the CHECK constraint; see heartbeat.
-            WHERE jb.run_lease = i.lease AND jb.lease_expires_at IS NOT NULL
-            FOR UPDATE OF jb
-        ), done AS (
-            INSERT INTO spool.idempotency AS k
-                (tenant_id, key, job_id, payload_hash, created_at, done_at, result)
-            SELECT f.tenant_id, f.idempotency_key, f.id, f.payload_hash, v_now, v_now, f.result
-            FROM fenced f
-            WHERE f.idempotency_key <> f.id::text
-            ON CONFLICT (tenant_id, key) DO UPDATE
-            SET done_at = EXCLUDED.done_at, result = EXCLUDED.result
-            WHERE k.done_at IS NULL AND k.job_id = EXCLUDED.job_id
-            RETURNING k.job_id
-        )
-        SELECT array_agg(f.tenant_id), array_agg(f.id), array_agg(f.result), array_agg(f.logs),
-               array_agg(f.id = ANY (dup.ids))
-        INTO f_tenants, f_ids, f_results, f_logs, f_dups
-        FROM fenced f,
-             -- A hashed set difference: no join planned on a CTE's one-row estimate.
-             (SELECT coalesce(array_agg(x.id), '{}') AS ids
-              FROM (SELECT fd.id FROM fenced fd WHERE fd.idempotency_key <> fd.id::text
-                    EXCEPT ALL SELECT d.job_id FROM done d) x) dup;
-        PERFORM spool.finish_jobs(f_tenants, f_ids, 'completed', f_results, f_logs, f_dups,
-                                  array_fill(NULL::jsonb, ARRAY[coalesce(cardinality(f_ids), 0)]),
-                                  v_now);
+        SELECT array_agg(i.tenant_id), array_agg(i.id), array_agg(i.lease), array_agg(i.result),
+               array_agg(i.logs)
+        INTO f_tenants, f_ids, f_leases, f_results, f_logs
+        FROM unnest(p_tenants, p_ids, p_leases, p_results, p_logs, p_effects)
+            AS i(tenant_id, id, lease, result, logs, effects)
+        WHERE i.effects IS NULL;
+        IF f_ids IS NOT NULL THEN
+            SELECT array_agg(f.job_id), array_agg(f.duplicate) INTO f_done, f_dups
+            FROM spool.finish_jobs(f_tenants, f_ids, f_leases, 'completed', f_results, f_logs,
+                                   NULL, NULL, true, v_now) AS f;
+        END IF;
     EXCEPTION WHEN cardinality_violation OR unique_violation OR deadlock_detected THEN
         -- Two jobs of the batch sharing a key (the upsert cannot touch a row twice), or a
         -- concurrent enqueue of the same key: complete them one by one instead.
@@ -104,12 +86,12 @@ BEGIN
     IF v_fast THEN
         RETURN QUERY
         SELECT d.id, CASE WHEN d.dup THEN 'duplicate' ELSE 'completed' END
-        FROM unnest(f_ids, f_dups) AS d(id, dup);
+        FROM unnest(f_done, f_dups) AS d(id, dup);
         RETURN QUERY
         SELECT i.id, 'stale'
-        FROM unnest(p_ids, p_effects) AS i(id, effects)
-        LEFT JOIN unnest(f_ids) AS f(id) ON f.id = i.id
-        WHERE i.effects IS NULL AND f.id IS NULL;
+        FROM unnest(f_ids) AS i(id)
+        LEFT JOIN unnest(f_done) AS f(id) ON f.id = i.id
+        WHERE f.id IS NULL;
     END IF;
 
     -- One subtransaction per job with effects (or every job, when the fast path failed).
@@ -186,9 +168,10 @@ BEGIN
                 END IF;
             END IF;
 
-            PERFORM spool.finish_jobs(ARRAY[j.tenant_id], ARRAY[j.id], 'completed',
+            PERFORM spool.finish_jobs(ARRAY[j.tenant_id], ARRAY[j.id], NULL, 'completed',
                                       ARRAY[r.result], ARRAY[r.logs],
-                                      ARRAY[v_status = 'duplicate'], ARRAY[NULL::jsonb], v_now);
+                                      ARRAY[v_status = 'duplicate'], ARRAY[NULL::jsonb], false,
+                                      v_now);
             job_id := r.id; status := v_status; RETURN NEXT;
         EXCEPTION
             WHEN SQLSTATE 'SP409' OR serialization_failure OR unique_violation

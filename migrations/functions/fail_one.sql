@@ -10,14 +10,13 @@ DECLARE
     v_queue text;
 BEGIN
     IF p_delay_ms IS NULL THEN
-        PERFORM 1 FROM spool.jobs
-        WHERE tenant_id = p_tenant_id AND id = p_id AND run_lease = p_lease AND state = 'running'
-        FOR UPDATE;
+        -- Fenced by finish_jobs on the lease.
+        PERFORM spool.finish_jobs(ARRAY[p_tenant_id], ARRAY[p_id], ARRAY[p_lease], 'dead',
+                                  ARRAY[NULL::bytea], ARRAY[p_logs], ARRAY[false],
+                                  ARRAY[p_error], false, p_now);
         IF NOT FOUND THEN
             RETURN NULL;
         END IF;
-        PERFORM spool.finish_jobs(ARRAY[p_tenant_id], ARRAY[p_id], 'dead', ARRAY[NULL::bytea],
-                                  ARRAY[p_logs], ARRAY[false], ARRAY[p_error], p_now);
         RETURN 'dead';
     END IF;
     UPDATE spool.jobs
