@@ -427,6 +427,87 @@ async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
     db.assert_running_counts_agree().await;
 }
 
+/// One batch of outcomes without effects, on the group commit's fast path (one fenced delete):
+/// a keyed job whose key another job has done is a duplicate, a keyed and an unkeyed job
+/// complete, and an outcome whose lease is gone is stale and leaves its job running.
+#[tokio::test]
+async fn the_fast_path_sorts_one_batch_into_completed_duplicate_and_stale() {
+    let db = test_db().await;
+    let t = tenant(&db.store, "acme", 10).await;
+    let keyed = |key: &str| {
+        let mut job = NewJob::json("h", &json!(key));
+        job.idempotency_key = Some(key.into());
+        job
+    };
+    let claimed = [
+        claimed(&db.store, t, keyed("done-elsewhere")).await,
+        claimed(&db.store, t, keyed("fresh")).await,
+        claimed(&db.store, t, NewJob::json("h", &json!(3))).await,
+        claimed(&db.store, t, NewJob::json("h", &json!(4))).await,
+    ];
+    db.store
+        .admin_execute(&format!(
+            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now()
+             WHERE tenant_id = {t} AND key = 'done-elsewhere'"
+        ))
+        .await
+        .unwrap();
+    let mut lost = success(&claimed[3], "late");
+    lost.run_lease = uuid::Uuid::new_v4();
+    let statuses = db
+        .store
+        .job_finish_many(
+            &[
+                success(&claimed[0], "a"),
+                success(&claimed[1], "b"),
+                success(&claimed[2], "c"),
+                lost,
+            ],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        [
+            CompletionStatus::Duplicate,
+            CompletionStatus::Completed,
+            CompletionStatus::Completed,
+            CompletionStatus::Stale,
+        ]
+    );
+    let states: Vec<(JobState, bool)> = {
+        let mut states = Vec::new();
+        for job in &claimed {
+            let job = db.store.job_get(t, job.id).await.unwrap();
+            states.push((job.state, job.duplicate));
+        }
+        states
+    };
+    assert_eq!(
+        states,
+        [
+            (JobState::Completed, true),
+            (JobState::Completed, false),
+            (JobState::Completed, false),
+            (JobState::Running, false),
+        ]
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let fresh: Option<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT job_id FROM spool.idempotency
+         WHERE tenant_id = $1 AND key = 'fresh' AND done_at IS NOT NULL",
+    )
+    .bind(t)
+    .fetch_optional(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(fresh, Some(claimed[1].id), "the fresh key's done-record");
+    db.assert_running_counts_agree().await;
+}
+
 /// A job enqueued with a key leaves a done-record when it completes; one without leaves only
 /// its history row, which holds its result.
 #[tokio::test]
