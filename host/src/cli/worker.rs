@@ -78,7 +78,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "SPOOL_TENANT_SLOTS")]
     tenant_slots: Option<usize>,
     /// Claim only into free slots, never ahead of them (by default the worker claims up to
-    /// one job per slot ahead while its attempts are short).
+    /// 200 jobs, or one per slot if it has more slots, ahead while its attempts are short).
     #[arg(long, env = "SPOOL_NO_CLAIM_AHEAD")]
     no_claim_ahead: bool,
     /// The lease a claim holds, in milliseconds.

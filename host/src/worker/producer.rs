@@ -18,8 +18,9 @@ use crate::model::ClaimedJob;
 use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 
 /// Attempts that take less than this, on recent average, are claimed ahead of free slots: the
-/// producer then holds up to a slot's worth of jobs more than it has slots, waiting for a slot,
-/// so that its claims are full batches and a slot given back never waits for a claim. Longer
+/// producer then holds up to a claim batch of jobs (at least one per slot) more than it has
+/// slots, waiting for a slot, so that its claims are full batches and a slot given back never
+/// waits for a claim. Longer
 /// attempts are claimed only into free slots: a job claimed ahead of them would wait behind
 /// them, and another tenant's work arriving meanwhile behind it.
 const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(5);
@@ -265,7 +266,9 @@ impl Worker {
             let uncommitted = lock(&held).len();
             let room = (self.config.slots + self.config.commit_batch).saturating_sub(uncommitted);
             let ahead = if self.config.claim_ahead && pace.claims_ahead() {
-                self.config.slots
+                // A whole claim batch: one per slot measured 3.5 % slower (64 slots, 50k
+                // jobs), its claims smaller.
+                self.config.slots.max(self.config.claim_batch as usize)
             } else {
                 0
             };
