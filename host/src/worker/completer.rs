@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::fields::{self, JobFields};
 use super::{Health, HeldJobs, WorkerConfig, WorkerStats, lock};
@@ -112,26 +113,57 @@ pub(crate) struct Completer {
     pub(crate) health: Health,
 }
 
-/// Commits outcomes from `finished` until the channel closes and everything is flushed.
+/// How many group commits may be in flight at once. With one, the completer's connection was
+/// busy most of the time at full speed while the cores sat partly idle: the next batch waited
+/// for the commit before it, not for the database.
+const COMMITS_IN_FLIGHT: usize = 2;
+
+/// Commits outcomes from `finished` until the channel closes and everything is flushed. A
+/// batch gathers for the commit window; while [`COMMITS_IN_FLIGHT`] commits are under way
+/// it goes on gathering (up to the batch size) until one ends.
 pub(crate) async fn run(c: Completer, mut finished: mpsc::UnboundedReceiver<Done>) {
-    let mut batch = Batch::default();
-    while let Some(first) = finished.recv().await {
+    let c = Arc::new(c);
+    let mut commits = JoinSet::new();
+    loop {
+        let first = tokio::select! {
+            next = finished.recv() => next,
+            Some(_) = commits.join_next(), if !commits.is_empty() => continue,
+        };
+        let Some(first) = first else { break };
+        let mut batch = Batch::default();
         batch.push(first);
+        let mut open = true;
         // Gather whatever else finishes within the window, up to the batch size.
         let window = tokio::time::sleep(c.config.commit_window);
         tokio::pin!(window);
-        while batch.len() < c.config.commit_batch {
+        while open && batch.len() < c.config.commit_batch {
             tokio::select! {
                 _ = &mut window => break,
                 next = finished.recv() => match next {
                     Some(next) => batch.push(next),
-                    None => break,
+                    None => open = false,
                 },
             }
         }
-        commit(&c, &mut batch).await;
-        c.committed.notify_one();
+        // Then, while the commits in flight are as many as may be, go on gathering.
+        while commits.len() >= COMMITS_IN_FLIGHT {
+            tokio::select! {
+                _ = commits.join_next() => {}
+                next = finished.recv(), if open && batch.len() < c.config.commit_batch => {
+                    match next {
+                        Some(next) => batch.push(next),
+                        None => open = false,
+                    }
+                }
+            }
+        }
+        let c = c.clone();
+        commits.spawn(async move {
+            commit(&c, batch).await;
+            c.committed.notify_one();
+        });
     }
+    while commits.join_next().await.is_some() {}
 }
 
 /// What trying to commit one batch came to.
@@ -149,8 +181,8 @@ enum Tried {
 /// a batch the database refuses is split in halves until the outcome it cannot take is found,
 /// and that outcome alone is recorded as a failure of kind `commit` (see [`poisoned`]). So no
 /// outcome, whatever a guest put in it, keeps the others from committing.
-async fn commit(c: &Completer, batch: &mut Batch) {
-    let mut parts = vec![std::mem::take(batch)];
+async fn commit(c: &Completer, batch: Batch) {
+    let mut parts = vec![batch];
     while let Some(mut part) = parts.pop() {
         match try_commit(c, &mut part).await {
             Tried::Committed(statuses, failures_held) => {
