@@ -401,13 +401,7 @@ async fn a_job_whose_key_is_already_done_completes_as_a_duplicate() {
     job.idempotency_key = Some("order-1".into());
     let claimed = [claimed(&db.store, t, job).await];
     // Another job already committed this key (for example through a second path).
-    db.store
-        .admin_execute(&format!(
-            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now()
-             WHERE tenant_id = {t} AND key = 'order-1'"
-        ))
-        .await
-        .unwrap();
+    db.mark_done_by_another_job(t, "order-1").await;
     let mut c = success(&claimed[0], "ok");
     c.store_writes = vec![StoreWrite {
         key: "x".into(),
@@ -445,13 +439,7 @@ async fn the_fast_path_sorts_one_batch_into_completed_duplicate_and_stale() {
         claimed(&db.store, t, NewJob::json("h", &json!(3))).await,
         claimed(&db.store, t, NewJob::json("h", &json!(4))).await,
     ];
-    db.store
-        .admin_execute(&format!(
-            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now()
-             WHERE tenant_id = {t} AND key = 'done-elsewhere'"
-        ))
-        .await
-        .unwrap();
+    db.mark_done_by_another_job(t, "done-elsewhere").await;
     let mut lost = success(&claimed[3], "late");
     lost.run_lease = uuid::Uuid::new_v4();
     let statuses = db

@@ -271,13 +271,7 @@ async fn a_job_whose_key_is_already_done_counts_as_a_duplicate() {
     job.idempotency_key = Some("order-1".into());
     enqueue(&db.store, t, &[job]).await;
     // Another job already committed this key (through a second path, say).
-    db.store
-        .admin_execute(&format!(
-            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now()
-             WHERE tenant_id = {t} AND key = 'order-1'"
-        ))
-        .await
-        .unwrap();
+    db.mark_done_by_another_job(t, "order-1").await;
 
     let running = start(&db, &metrics, false);
     let s = scrape_until(&db, &metrics, Duration::from_secs(60), |s| {

@@ -87,6 +87,28 @@ pub async fn wait_finished(store: &Store, tenant: i64, ids: &[Uuid], within: Dur
 }
 
 impl TestDb {
+    /// Makes `key`'s done-record say that another job committed it (as if through a second
+    /// path): the pending job holding the key then finishes as a duplicate.
+    ///
+    /// # Panics
+    ///
+    /// When the statement fails.
+    pub async fn mark_done_by_another_job(&self, tenant: i64, key: &str) {
+        let pool = sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("connecting to the test database");
+        sqlx::query(
+            "UPDATE spool.idempotency SET job_id = gen_random_uuid(), done_at = now() \
+             WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(tenant)
+        .bind(key)
+        .execute(&pool)
+        .await
+        .expect("marking the key done");
+        pool.close().await;
+    }
+
     /// Asserts that each tenant's running count, which the claim reads for `max_running`
     /// (`spool.running_counts`), equals the jobs it has running.
     ///
