@@ -164,3 +164,39 @@ async fn the_host_keeps_serving_after_hostile_attempts() {
     let after = run("hello", json!({"still": "here"})).await;
     assert_eq!(json_result(&after), json!({"still": "here"}));
 }
+
+/// A worker whose sandbox pool is exhausted does not blame the guest: an attempt that finds no
+/// free slot fails as the host's error (retried later), never as a trap that could
+/// dead-letter a sound job. One slot, three attempts at once: only one can hold it.
+#[tokio::test]
+async fn an_attempt_finding_the_sandbox_pool_full_is_a_host_error_not_a_trap() {
+    let runtime = spool::runtime::Runtime::new(spool::runtime::RuntimeConfig {
+        cache_dir: Some(spool_tests::cache_dir()),
+        max_instances: 1,
+        ..spool::runtime::RuntimeConfig::default()
+    })
+    .unwrap();
+    let handler = runtime
+        .load(&spool_tests::component("hostile"))
+        .await
+        .unwrap();
+    let job = spool_tests::job("hostile", json!({"action": "sleep-in-host", "ms": 500}));
+    let limits = Limits::default();
+    let attempt = || async {
+        let backend = std::sync::Arc::new(spool::capabilities::store::MemoryBackend::default());
+        runtime.invoke(&handler, &job, &limits, backend).await
+    };
+    let attempts = futures_util::future::join3(attempt(), attempt(), attempt()).await;
+    let outcomes = [attempts.0.outcome, attempts.1.outcome, attempts.2.outcome];
+    let ok = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Ok(_)))
+        .count();
+    assert!(ok >= 1, "one attempt holds the slot: {outcomes:?}");
+    assert!(ok < 3, "one slot cannot serve three at once: {outcomes:?}");
+    for outcome in outcomes.iter().filter(|o| !matches!(o, Outcome::Ok(_))) {
+        let (kind, message) = kind_and_message(outcome);
+        assert_eq!(kind, ErrorKind::Error, "{message}");
+        assert!(message.contains("no free sandbox slot"), "{message}");
+    }
+}

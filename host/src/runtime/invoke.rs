@@ -196,6 +196,13 @@ fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> 
             ),
         );
     }
+    if error.is::<wasmtime::PoolConcurrencyLimitError>() {
+        // The host's trouble, not the guest's: the job runs again later.
+        return Outcome::failed(
+            ErrorKind::Error,
+            format!("no free sandbox slot on this worker: {error}"),
+        );
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Outcome::failed(
             ErrorKind::OutOfFuel,
