@@ -109,6 +109,12 @@ pub fn compiler_main(args: &[String], input: impl Read, output: impl Write) -> E
     }
     let artifact = match engine.precompile_component(&bytes) {
         Ok(artifact) => artifact,
+        // Wasmtime reports some failed allocations as errors rather than aborting: the
+        // memory limit, not the component.
+        Err(e) if e.is::<wasmtime::OutOfMemory>() => {
+            eprintln!("spool {SUBCOMMAND}: {e:#}");
+            return ExitCode::from(EXIT_NO_MEMORY);
+        }
         Err(e) => {
             eprintln!("{e:#}");
             return ExitCode::from(EXIT_INVALID);
