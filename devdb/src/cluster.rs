@@ -369,6 +369,26 @@ mod tests {
         (tmp, cluster)
     }
 
+    /// The pid of the postmaster serving `data_dir`, from its pid file's first line.
+    fn postmaster_pid(data_dir: &Path) -> u32 {
+        let pid_file = fs::read_to_string(data_dir.join("postmaster.pid")).unwrap();
+        pid_file.lines().next().unwrap().trim().parse().unwrap()
+    }
+
+    /// Whether process `pid` is gone (reaped) within a few seconds. Not whether its port is
+    /// closed: tests run in parallel, and another test's server may take a port as soon as it
+    /// is free.
+    fn gone(pid: u32) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Runs `select 1` through psql and returns its output.
     fn psql(cluster: &Cluster, url: &str) -> String {
         let psql = cluster.bin_dir().join("psql");
@@ -403,8 +423,9 @@ mod tests {
         assert_eq!(cluster.port(), port);
         assert_eq!(psql(&cluster, &cluster.url()), "1");
 
+        let pid = postmaster_pid(&cluster.data_dir().join("data"));
         cluster.stop().unwrap();
-        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(gone(pid));
         assert!(!cluster.data_dir().join("data/postmaster.pid").exists());
         cluster.stop().unwrap();
     }
@@ -423,9 +444,9 @@ mod tests {
     #[test]
     fn last_handle_stops_the_server_it_started() {
         let (tmp, first) = temp_cluster(true);
-        let port = first.port();
+        let pid = postmaster_pid(&tmp.path().join("pg/data"));
         drop(first);
-        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(gone(pid));
         assert!(!tmp.path().join("pg/data/postmaster.pid").exists());
     }
 
