@@ -20,9 +20,8 @@ use crate::store::{NOTIFY_CHANNEL, SlotShare, Store};
 /// Attempts that take less than this, on recent average, are claimed ahead of free slots: the
 /// producer then holds up to a claim batch of jobs (at least one per slot) more than it has
 /// slots, waiting for a slot, so that its claims are full batches and a slot given back never
-/// waits for a claim. Longer
-/// attempts are claimed only into free slots: a job claimed ahead of them would wait behind
-/// them, and another tenant's work arriving meanwhile behind it.
+/// waits for a claim. Longer attempts are claimed only into free slots: a job claimed ahead
+/// of them would wait behind them, and another tenant's work arriving meanwhile behind it.
 const CLAIM_AHEAD_BELOW: Duration = Duration::from_millis(5);
 
 /// How long this worker's attempts take: the recent average of those that ended (in µs, 0
