@@ -13,6 +13,12 @@ if [[ $# -lt 2 || ! "$2" =~ ^(spool|minimal)$ ]]; then
     exit 2
 fi
 url=$1 loop=$2 jobs=${3:-100000} batch=${4:-200} loops=${5:-2}
+# fill.sql empties the hot table and history: only ever a bench database.
+database=$(psql -qXAt "$url" -c 'SELECT current_database()')
+if [[ $database != spool_bench_* ]]; then
+    echo "$0: $database is not a database spool bench made (spool_bench_…); refusing to empty it" >&2
+    exit 2
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 psql -qX "$url" -v ON_ERROR_STOP=1 -v n="$jobs" -f "$here/fill.sql" >/dev/null
 start=$(date +%s%N)

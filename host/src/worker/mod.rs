@@ -49,8 +49,8 @@ pub struct WorkerConfig {
     /// The most jobs claimed in one statement. Default 200.
     pub claim_batch: u32,
     /// While attempts are short (under 5 ms on recent average), claim up to a claim batch (at
-    /// least one job per slot) ahead of the free slots, each waiting for a slot in claim order; the jobs still waiting
-    /// at shutdown are handed back unstarted. Default on.
+    /// least one job per slot) ahead of the free slots, each waiting for a slot in claim
+    /// order; the jobs still waiting at shutdown are handed back unstarted. Default on.
     pub claim_ahead: bool,
     /// How long a claim holds a job before the rescuer may take it back. Default 15 s.
     pub lease: Duration,
