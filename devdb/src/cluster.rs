@@ -375,12 +375,12 @@ mod tests {
         pid_file.lines().next().unwrap().trim().parse().unwrap()
     }
 
-    /// Whether process `pid` is gone (reaped) within a few seconds. Not whether its port is
-    /// closed: tests run in parallel, and another test's server may take a port as soon as it
-    /// is free.
+    /// Whether process `pid` has exited within a few seconds (a zombie counts: whether it is
+    /// reaped is up to its parent, which is not us). Not whether its port is closed: tests run
+    /// in parallel, and another test's server may take a port as soon as it is free.
     fn gone(pid: u32) -> bool {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() {
+        while crate::postmaster::is_running(pid) {
             if std::time::Instant::now() >= deadline {
                 return false;
             }

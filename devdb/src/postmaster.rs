@@ -23,10 +23,8 @@ impl PidFile {
         let port = lines.get(3)?.trim().parse().ok()?;
         let status = lines.get(7).map_or("", |s| s.trim()).to_owned();
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-        let stat = fs::read_to_string(proc_dir.join("stat")).ok()?;
-        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
         let comm = fs::read_to_string(proc_dir.join("comm")).ok()?;
-        if matches!(state, "Z" | "X") || !matches!(comm.trim(), "postgres" | "postmaster") {
+        if !is_running(pid) || !matches!(comm.trim(), "postgres" | "postmaster") {
             return None;
         }
         // A recycled pid can name another cluster's postmaster; its cwd gives it away.
@@ -37,6 +35,21 @@ impl PidFile {
         }
         Some(Self { port, status })
     }
+}
+
+/// Whether process `pid` exists and has not exited. An exited process whose parent has not
+/// reaped it (a zombie) still has a `/proc` entry, so the entry alone says nothing: a
+/// postmaster started by `pg_ctl` is reparented to PID 1, and in a container PID 1 may never
+/// reap.
+pub(crate) fn is_running(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name, in parentheses, may itself hold spaces and parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z" | "X"))
 }
 
 pub(crate) fn port_is_free(port: u16) -> bool {
