@@ -465,14 +465,11 @@ async fn the_fast_path_sorts_one_batch_into_completed_duplicate_and_stale() {
             CompletionStatus::Stale,
         ]
     );
-    let states: Vec<(JobState, bool)> = {
-        let mut states = Vec::new();
-        for job in &claimed {
-            let job = db.store.job_get(t, job.id).await.unwrap();
-            states.push((job.state, job.duplicate));
-        }
-        states
-    };
+    let mut states = Vec::new();
+    for job in &claimed {
+        let job = db.store.job_get(t, job.id).await.unwrap();
+        states.push((job.state, job.duplicate));
+    }
     assert_eq!(
         states,
         [
